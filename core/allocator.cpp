@@ -1,0 +1,113 @@
+#include "core/allocator.h"
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+
+#include "core/error.h"
+
+namespace dtrain {
+
+const char* memory_tag_name(MemoryTag tag) {
+  switch (tag) {
+    case MemoryTag::Parameters: return "parameters";
+    case MemoryTag::Gradients: return "gradients";
+    case MemoryTag::OptimizerState: return "optimizer_state";
+    case MemoryTag::Activations: return "activations";
+    case MemoryTag::Communication: return "communication";
+    case MemoryTag::Other: return "other";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr int kMaxDeviceIndex = 16;
+
+// One ledger per (device type, index); a mutex keeps current and peak consistent together.
+struct Ledger {
+  std::mutex mutex;
+  MemoryStats stats;
+};
+
+Ledger& ledger_for(Device device) {
+  static std::array<std::array<Ledger, kMaxDeviceIndex>, kDeviceTypeCount> ledgers;
+  if (device.index < 0 || device.index >= kMaxDeviceIndex) {
+    fail("memory accounting: device index ", device.index, " of ", device, " is out of range (expected 0 to ",
+         kMaxDeviceIndex - 1, ")");
+  }
+  return ledgers[static_cast<int>(device.type)][device.index];
+}
+
+void add(MemoryCounter& counter, int64_t delta) {
+  counter.current += delta;
+  if (counter.current > counter.peak) counter.peak = counter.current;
+}
+
+thread_local MemoryTag current_tag = MemoryTag::Other;
+
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes, Device) override {
+    // 64-byte alignment: a cache line, and enough for any SIMD load.
+    size_t rounded = (nbytes + 63) / 64 * 64;
+    void* pointer = std::aligned_alloc(64, rounded);
+    if (pointer == nullptr) fail("out of memory: could not allocate ", nbytes, " bytes on the CPU");
+    return pointer;
+  }
+  void deallocate(void* pointer, size_t, Device) override { std::free(pointer); }
+};
+
+std::array<Allocator*, kDeviceTypeCount>& allocators() {
+  static CpuAllocator cpu;
+  static std::array<Allocator*, kDeviceTypeCount> table{&cpu, nullptr};
+  return table;
+}
+
+}  // namespace
+
+MemoryStats memory_stats(Device device) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  return ledger.stats;
+}
+
+void reset_peak_memory_stats(Device device) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  ledger.stats.total.peak = ledger.stats.total.current;
+  for (auto& counter : ledger.stats.by_tag) counter.peak = counter.current;
+}
+
+MemoryTagScope::MemoryTagScope(MemoryTag tag) : previous_(current_tag) { current_tag = tag; }
+MemoryTagScope::~MemoryTagScope() { current_tag = previous_; }
+MemoryTag current_memory_tag() { return current_tag; }
+
+void register_allocator(DeviceType type, Allocator* allocator) { allocators()[static_cast<int>(type)] = allocator; }
+
+Allocator& allocator_for(Device device) {
+  Allocator* allocator = allocators()[static_cast<int>(device.type)];
+  if (allocator == nullptr) {
+    fail("no allocator for device ", device, ": this build has no backend for it (configure with DTRAIN_CUDA=ON)");
+  }
+  return *allocator;
+}
+
+namespace detail {
+void count_allocation(Device device, MemoryTag tag, int64_t nbytes) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  add(ledger.stats.total, nbytes);
+  add(ledger.stats.by_tag[static_cast<int>(tag)], nbytes);
+}
+void count_release(Device device, MemoryTag tag, int64_t nbytes) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  ledger.stats.total.current -= nbytes;
+  ledger.stats.by_tag[static_cast<int>(tag)].current -= nbytes;
+}
+}  // namespace detail
+
+}  // namespace dtrain

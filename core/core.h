@@ -1,0 +1,15 @@
+#pragma once
+// Umbrella header of dtrain_core: tensors, ops, random numbers, memory accounting.
+#include "core/allocator.h"
+#include "core/device.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/grad_mode.h"
+#include "core/ops/ops.h"
+#include "core/parallel.h"
+#include "core/random.h"
+#include "core/safetensors.h"
+#include "core/scalar.h"
+#include "core/shape.h"
+#include "core/storage.h"
+#include "core/tensor.h"

@@ -1,0 +1,4 @@
+#pragma once
+// Everything a dtrain user needs, in one include.
+#include "autograd/autograd.h"
+#include "core/core.h"

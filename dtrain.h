@@ -2,3 +2,5 @@
 // Everything a dtrain user needs, in one include.
 #include "autograd/autograd.h"
 #include "core/core.h"
+#include "data/data.h"
+#include "layers/layers.h"

@@ -19,9 +19,6 @@ JsonValue JsonValue::boolean(bool value) {
   return result;
 }
 
-JsonValue JsonValue::number(int64_t value) { return number_text(std::to_string(value)); }
-JsonValue JsonValue::number(uint64_t value) { return number_text(std::to_string(value)); }
-
 JsonValue JsonValue::number_text(std::string text) {
   JsonValue result;
   result.kind_ = Kind::Number;

@@ -3,10 +3,12 @@
 // source text, so a 64-bit integer (a byte offset) round-trips exactly instead of passing through
 // a double. Objects keep their members in source order, duplicates included, so the caller can
 // name a duplicated key instead of having one silently win.
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,8 +38,12 @@ class JsonValue {
 
   JsonValue() = default;  // null
   static JsonValue boolean(bool value);
-  static JsonValue number(int64_t value);
-  static JsonValue number(uint64_t value);
+  // Any integer type (one template, so a plain int literal is not ambiguous); not bool.
+  template <std::integral T>
+    requires(!std::is_same_v<T, bool>)
+  static JsonValue number(T value) {
+    return number_text(std::to_string(value));
+  }
   static JsonValue number_text(std::string text);  // a literal already in JSON number syntax
   static JsonValue string(std::string value);
   static JsonValue array(Array items = {});

@@ -63,7 +63,7 @@ class LaneAccumulator {
           lanes[k] = Combine::combine(lanes[k], static_cast<A>(static_cast<compute_t<T>>(values[i + k])));
         }
       }
-      for (int k = 0; i < count; ++i, ++k) {
+      for (int k = 0; k < kLanes && i < count; ++i, ++k) {  // the tail: fewer than kLanes left
         lanes[k] = Combine::combine(lanes[k], static_cast<A>(static_cast<compute_t<T>>(values[i])));
       }
     } else {
@@ -71,7 +71,7 @@ class LaneAccumulator {
 #pragma omp simd
         for (int k = 0; k < kLanes; ++k) lanes[k] = Combine::combine(lanes[k], load_as<T, A>(address + (i + k) * byte_stride));
       }
-      for (int k = 0; i < count; ++i, ++k) lanes[k] = Combine::combine(lanes[k], load_as<T, A>(address + i * byte_stride));
+      for (int k = 0; k < kLanes && i < count; ++i, ++k) lanes[k] = Combine::combine(lanes[k], load_as<T, A>(address + i * byte_stride));
     }
     for (int k = 0; k < kLanes; ++k) lanes_[k] = lanes[k];
   }

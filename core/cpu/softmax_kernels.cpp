@@ -5,8 +5,8 @@
 // a LaneAccumulator, so a row's result does not depend on how threads split the rows.
 // Rows along a contiguous dim (the usual last-dim softmax) run as tight per-row loops; when the
 // dim is not innermost, a block of neighbouring rows is processed side by side, one step of the
-// dim at a time, so memory is still read in order. Loops over fast_exp and comparisons carry
-// `omp simd`, without which GCC keeps them scalar (see lane_accumulator.h).
+// dim at a time, so memory is still read in order. The unit-stride and log flags are template
+// parameters so that every inner loop is branch-free and vectorises.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -39,8 +39,8 @@ inline compute_t<T> value_at(const char* base, int64_t step, int64_t i) {
 template <typename T>
 constexpr bool kOutputHoldsCompute = std::is_same_v<T, compute_t<T>>;
 
-template <typename T, bool Unit>
-void softmax_row(const char* in, int64_t in_step, char* out, int64_t out_step, int64_t length, bool log) {
+template <typename T, bool Unit, bool Log>
+void softmax_row(const char* in, int64_t in_step, char* out, int64_t out_step, int64_t length) {
   using C = compute_t<T>;
   LaneAccumulator<T, C, MaxCombine> max_accumulator;
   max_accumulator.add_run(in, in_step, length);
@@ -50,28 +50,24 @@ void softmax_row(const char* in, int64_t in_step, char* out, int64_t out_step, i
   C exps[kBlock];
   for (int64_t i0 = 0; i0 < length; i0 += kBlock) {
     const int64_t width = std::min(kBlock, length - i0);
-    #pragma omp simd
     for (int64_t j = 0; j < width; ++j) exps[j] = fast_exp(value_at<T, Unit>(in, in_step, i0 + j) - row_max);
-    if constexpr (kOutputHoldsCompute<T>) {
-      if (!log) {
-        for (int64_t j = 0; j < width; ++j) at<T, Unit>(out, out_step, i0 + j) = exps[j];
-      }
+    if constexpr (!Log && kOutputHoldsCompute<T>) {
+      for (int64_t j = 0; j < width; ++j) at<T, Unit>(out, out_step, i0 + j) = exps[j];
     }
     sum_accumulator.add_run(reinterpret_cast<const char*>(exps), sizeof(C), width);
   }
   const double sum = sum_accumulator.result();
 
-  if (log) {
+  if constexpr (Log) {
     const C log_sum = static_cast<C>(std::log(sum));
-    #pragma omp simd
-    for (int64_t i = 0; i < length; ++i) at<T, Unit>(out, out_step, i) = static_cast<T>((value_at<T, Unit>(in, in_step, i) - row_max) - log_sum);
+    for (int64_t i = 0; i < length; ++i) {
+      at<T, Unit>(out, out_step, i) = static_cast<T>((value_at<T, Unit>(in, in_step, i) - row_max) - log_sum);
+    }
   } else if constexpr (kOutputHoldsCompute<T>) {
     const C scale = static_cast<C>(1.0 / sum);
-    #pragma omp simd
     for (int64_t i = 0; i < length; ++i) at<T, Unit>(out, out_step, i) *= scale;
   } else {
     const C scale = static_cast<C>(1.0 / sum);
-    #pragma omp simd
     for (int64_t i = 0; i < length; ++i) {
       at<T, Unit>(out, out_step, i) = static_cast<T>(fast_exp(value_at<T, Unit>(in, in_step, i) - row_max) * scale);
     }
@@ -79,9 +75,9 @@ void softmax_row(const char* in, int64_t in_step, char* out, int64_t out_step, i
 }
 
 // width rows side by side: row j starts at in + j * in_column; step r of the dim is r * in_step on.
-template <typename T, bool Unit>
+template <typename T, bool Unit, bool Log>
 void softmax_columns(const char* in, int64_t in_column, int64_t in_step, char* out, int64_t out_column,
-                     int64_t out_step, int64_t width, int64_t length, bool log) {
+                     int64_t out_step, int64_t width, int64_t length) {
   using C = compute_t<T>;
   C row_max[kBlock];
   double sum[kBlock];
@@ -91,68 +87,63 @@ void softmax_columns(const char* in, int64_t in_column, int64_t in_step, char* o
   }
   for (int64_t r = 0; r < length; ++r) {
     const char* x = in + r * in_step;
-    #pragma omp simd
+#pragma omp simd
     for (int64_t j = 0; j < width; ++j) row_max[j] = MaxCombine::combine(row_max[j], value_at<T, Unit>(x, in_column, j));
   }
   for (int64_t r = 0; r < length; ++r) {
     const char* x = in + r * in_step;
     char* y = out + r * out_step;
-    #pragma omp simd
     for (int64_t j = 0; j < width; ++j) {
       C e = fast_exp(value_at<T, Unit>(x, in_column, j) - row_max[j]);
-      if constexpr (kOutputHoldsCompute<T>) {
-        if (!log) at<T, Unit>(y, out_column, j) = e;
-      }
+      if constexpr (!Log && kOutputHoldsCompute<T>) at<T, Unit>(y, out_column, j) = e;
       sum[j] += e;
     }
   }
   C factor[kBlock];  // 1 / sum for softmax, log(sum) for log_softmax
-  for (int64_t j = 0; j < width; ++j) factor[j] = static_cast<C>(log ? std::log(sum[j]) : 1.0 / sum[j]);
+  for (int64_t j = 0; j < width; ++j) factor[j] = static_cast<C>(Log ? std::log(sum[j]) : 1.0 / sum[j]);
   for (int64_t r = 0; r < length; ++r) {
     const char* x = in + r * in_step;
     char* y = out + r * out_step;
-    #pragma omp simd
     for (int64_t j = 0; j < width; ++j) {
-      C shifted = value_at<T, Unit>(x, in_column, j) - row_max[j];
       C result;
-      if (log) result = shifted - factor[j];
+      if constexpr (Log) result = (value_at<T, Unit>(x, in_column, j) - row_max[j]) - factor[j];
       else if constexpr (kOutputHoldsCompute<T>) result = at<T, Unit>(y, out_column, j) * factor[j];
-      else result = fast_exp(shifted) * factor[j];
+      else result = fast_exp(value_at<T, Unit>(x, in_column, j) - row_max[j]) * factor[j];
       at<T, Unit>(y, out_column, j) = static_cast<T>(result);
     }
   }
 }
 
 // softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g).
-template <typename T, bool Unit>
+template <typename T, bool Unit, bool Log>
 void softmax_backward_row(const char* g, int64_t g_step, const char* y, int64_t y_step, char* dx, int64_t dx_step,
-                          int64_t length, bool log) {
+                          int64_t length) {
   using C = compute_t<T>;
   LaneAccumulator<C, double, SumCombine> accumulator;
   C terms[kBlock];
   for (int64_t i0 = 0; i0 < length; i0 += kBlock) {
     const int64_t width = std::min(kBlock, length - i0);
-    if (log) {
-      for (int64_t j = 0; j < width; ++j) terms[j] = value_at<T, Unit>(g, g_step, i0 + j);
-    } else {
-      for (int64_t j = 0; j < width; ++j) terms[j] = value_at<T, Unit>(g, g_step, i0 + j) * value_at<T, Unit>(y, y_step, i0 + j);
+    for (int64_t j = 0; j < width; ++j) {
+      terms[j] = value_at<T, Unit>(g, g_step, i0 + j);
+      if constexpr (!Log) terms[j] *= value_at<T, Unit>(y, y_step, i0 + j);
     }
     accumulator.add_run(reinterpret_cast<const char*>(terms), sizeof(C), width);
   }
   const C total = static_cast<C>(accumulator.result());
-  #pragma omp simd
   for (int64_t i = 0; i < length; ++i) {
     C gradient = value_at<T, Unit>(g, g_step, i);
     C output = value_at<T, Unit>(y, y_step, i);
-    C result = log ? gradient - fast_exp(output) * total : output * (gradient - total);
+    C result;
+    if constexpr (Log) result = gradient - fast_exp(output) * total;
+    else result = output * (gradient - total);
     at<T, Unit>(dx, dx_step, i) = static_cast<T>(result);
   }
 }
 
-template <typename T, bool Unit>
+template <typename T, bool Unit, bool Log>
 void softmax_backward_columns(const char* g, int64_t g_column, int64_t g_step, const char* y, int64_t y_column,
                               int64_t y_step, char* dx, int64_t dx_column, int64_t dx_step, int64_t width,
-                              int64_t length, bool log) {
+                              int64_t length) {
   using C = compute_t<T>;
   double sum[kBlock];
   for (int64_t j = 0; j < width; ++j) sum[j] = 0.0;
@@ -161,7 +152,7 @@ void softmax_backward_columns(const char* g, int64_t g_column, int64_t g_step, c
     const char* y_row = y + r * y_step;
     for (int64_t j = 0; j < width; ++j) {
       C term = value_at<T, Unit>(g_row, g_column, j);
-      if (!log) term *= value_at<T, Unit>(y_row, y_column, j);
+      if constexpr (!Log) term *= value_at<T, Unit>(y_row, y_column, j);
       sum[j] += term;
     }
   }
@@ -169,14 +160,28 @@ void softmax_backward_columns(const char* g, int64_t g_column, int64_t g_step, c
     const char* g_row = g + r * g_step;
     const char* y_row = y + r * y_step;
     char* dx_row = dx + r * dx_step;
-    #pragma omp simd
     for (int64_t j = 0; j < width; ++j) {
       C gradient = value_at<T, Unit>(g_row, g_column, j);
       C output = value_at<T, Unit>(y_row, y_column, j);
       C total = static_cast<C>(sum[j]);
-      C result = log ? gradient - fast_exp(output) * total : output * (gradient - total);
+      C result;
+      if constexpr (Log) result = gradient - fast_exp(output) * total;
+      else result = output * (gradient - total);
       at<T, Unit>(dx_row, dx_column, j) = static_cast<T>(result);
     }
+  }
+}
+
+// Calls fn.template operator()<Unit, Log>() with the runtime flags made compile-time, so that
+// every inner loop is branch-free (a branch in a loop keeps GCC from vectorising it).
+template <typename Fn>
+void with_flags(bool unit, bool log, Fn&& fn) {
+  if (unit) {
+    if (log) fn.template operator()<true, true>();
+    else fn.template operator()<true, false>();
+  } else {
+    if (log) fn.template operator()<false, true>();
+    else fn.template operator()<false, false>();
   }
 }
 
@@ -200,21 +205,19 @@ void CpuBackend::softmax(const Tensor& input, int64_t dim, bool log, Tensor& out
     Tensor in_rows = with_sizes_one(input, {dim}), out_rows = with_sizes_one(out, {dim});
     auto on_run = [&](std::array<char*, 2> p, std::array<int64_t, 2> s, int64_t count) {
       if (walk_rows) {
-        const bool unit = in_step == kSize && out_step == kSize;
-        for (int64_t i = 0; i < count; ++i) {
-          if (unit) softmax_row<T, true>(p[1] + i * s[1], in_step, p[0] + i * s[0], out_step, length, log);
-          else softmax_row<T, false>(p[1] + i * s[1], in_step, p[0] + i * s[0], out_step, length, log);
-        }
+        with_flags(in_step == kSize && out_step == kSize, log, [&]<bool Unit, bool Log>() {
+          for (int64_t i = 0; i < count; ++i) {
+            softmax_row<T, Unit, Log>(p[1] + i * s[1], in_step, p[0] + i * s[0], out_step, length);
+          }
+        });
         return;
       }
-      const bool unit = s[0] == kSize && s[1] == kSize;
-      for (int64_t j0 = 0; j0 < count; j0 += kBlock) {
-        const int64_t width = std::min(kBlock, count - j0);
-        const char* in = p[1] + j0 * s[1];
-        char* out_start = p[0] + j0 * s[0];
-        if (unit) softmax_columns<T, true>(in, s[1], in_step, out_start, s[0], out_step, width, length, log);
-        else softmax_columns<T, false>(in, s[1], in_step, out_start, s[0], out_step, width, length, log);
-      }
+      with_flags(s[0] == kSize && s[1] == kSize, log, [&]<bool Unit, bool Log>() {
+        for (int64_t j0 = 0; j0 < count; j0 += kBlock) {
+          softmax_columns<T, Unit, Log>(p[1] + j0 * s[1], s[1], in_step, p[0] + j0 * s[0], s[0], out_step,
+                                        std::min(kBlock, count - j0), length);
+        }
+      });
     };
     strided_loop<2>(out_rows.shape(), {&out_rows, &in_rows}, on_run, std::max<int64_t>(1, kParallelGrain / length));
   });
@@ -233,28 +236,20 @@ void CpuBackend::softmax_backward(const Tensor& grad_output, const Tensor& outpu
     Tensor dx_rows = with_sizes_one(grad_input, {dim});
     auto on_run = [&](std::array<char*, 3> p, std::array<int64_t, 3> s, int64_t count) {
       if (walk_rows) {
-        const bool unit = g_step == kSize && y_step == kSize && dx_step == kSize;
-        for (int64_t i = 0; i < count; ++i) {
-          const char* g = p[1] + i * s[1];
-          const char* y = p[2] + i * s[2];
-          char* dx = p[0] + i * s[0];
-          if (unit) softmax_backward_row<T, true>(g, g_step, y, y_step, dx, dx_step, length, log);
-          else softmax_backward_row<T, false>(g, g_step, y, y_step, dx, dx_step, length, log);
-        }
+        with_flags(g_step == kSize && y_step == kSize && dx_step == kSize, log, [&]<bool Unit, bool Log>() {
+          for (int64_t i = 0; i < count; ++i) {
+            softmax_backward_row<T, Unit, Log>(p[1] + i * s[1], g_step, p[2] + i * s[2], y_step, p[0] + i * s[0],
+                                               dx_step, length);
+          }
+        });
         return;
       }
-      const bool unit = s[0] == kSize && s[1] == kSize && s[2] == kSize;
-      for (int64_t j0 = 0; j0 < count; j0 += kBlock) {
-        const int64_t width = std::min(kBlock, count - j0);
-        const char* g = p[1] + j0 * s[1];
-        const char* y = p[2] + j0 * s[2];
-        char* dx = p[0] + j0 * s[0];
-        if (unit) {
-          softmax_backward_columns<T, true>(g, s[1], g_step, y, s[2], y_step, dx, s[0], dx_step, width, length, log);
-        } else {
-          softmax_backward_columns<T, false>(g, s[1], g_step, y, s[2], y_step, dx, s[0], dx_step, width, length, log);
+      with_flags(s[0] == kSize && s[1] == kSize && s[2] == kSize, log, [&]<bool Unit, bool Log>() {
+        for (int64_t j0 = 0; j0 < count; j0 += kBlock) {
+          softmax_backward_columns<T, Unit, Log>(p[1] + j0 * s[1], s[1], g_step, p[2] + j0 * s[2], s[2], y_step,
+                                                 p[0] + j0 * s[0], s[0], dx_step, std::min(kBlock, count - j0), length);
         }
-      }
+      });
     };
     strided_loop<3>(dx_rows.shape(), {&dx_rows, &g_rows, &y_rows}, on_run, std::max<int64_t>(1, kParallelGrain / length));
   });

@@ -31,6 +31,21 @@ std::vector<Tensor> pieces(const Tensor& x, int64_t d, const std::vector<int64_t
   return result;
 }
 
+// The pieces as the outputs of one recorded node, whose backward is a single cat of their
+// gradients (pieces without a gradient get zeros from the engine). Recording each narrow
+// instead would make every piece's backward allocate and fill a gradient of x's full size.
+std::vector<Tensor> split_pieces(const Tensor& x, int64_t d, const std::vector<int64_t>& lengths, const char* name) {
+  std::vector<Tensor> result;
+  {
+    NoGradGuard no_grad;
+    result = pieces(x, d, lengths);
+  }
+  if (any_requires_grad({&x})) {
+    record(name, {x}, result, [d](const GradientList& g) { return GradientList{cat(g, d)}; });
+  }
+  return result;
+}
+
 int64_t split_dim(const Tensor& x, int64_t dim, const char* op) {
   check_defined(x, op, "x");
   if (x.dim() == 0) fail(op, ": expected a tensor with at least one dimension, got a 0-d tensor");
@@ -102,10 +117,10 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   if (split_size < 0 || (split_size == 0 && size > 0)) {
     fail("split: expected a positive split_size, got ", split_size, " for dim ", d, " of size ", size);
   }
-  if (size == 0) return {narrow(x, d, 0, 0)};  // one empty piece, as PyTorch
   std::vector<int64_t> lengths;
   for (int64_t start = 0; start < size; start += split_size) lengths.push_back(std::min(split_size, size - start));
-  return pieces(x, d, lengths);
+  if (lengths.empty()) lengths.push_back(0);  // an empty dim gives one empty piece, as PyTorch
+  return split_pieces(x, d, lengths, "split");
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
@@ -119,7 +134,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
     fail("split: sizes ", Shape(sizes), " add up to ", total, " but dim ", d, " has size ", x.size(d), " (shape ",
          x.shape(), ")");
   }
-  return pieces(x, d, sizes);
+  return split_pieces(x, d, sizes, "split");
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
@@ -127,7 +142,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   if (chunks <= 0) fail("chunk: expected a positive number of chunks, got ", chunks);
   const int64_t size = x.size(d);
   // An empty dim gives `chunks` empty pieces, as PyTorch; otherwise pieces of ceil(size / chunks).
-  if (size == 0) return pieces(x, d, std::vector<int64_t>(static_cast<size_t>(chunks), 0));
+  if (size == 0) return split_pieces(x, d, std::vector<int64_t>(static_cast<size_t>(chunks), 0), "chunk");
   return split(x, (size + chunks - 1) / chunks, d);
 }
 

@@ -62,7 +62,7 @@ TEST_CASE("broadcast inputs get gradients summed back to their shape and dtype")
   REQUIRE(scale.grad().item() == 4 * (2 + 3 + 4));
 }
 
-TEST_CASE("retain_graph allows a second backward; without it the error names the op") {
+TEST_CASE("retain_graph allows a second backward, and without it the error names the op") {
   Tensor x = from_vector<double>({3}).set_requires_grad();
   Tensor y = (x * x).sum();
   y.backward(Tensor(), /*retain_graph=*/true);
@@ -103,7 +103,7 @@ TEST_CASE("NoGradGuard and detach stop recording") {
   REQUIRE_THROWS_WITH(ones({2}, {.dtype = kInt64}).set_requires_grad(), Contains("only floating-point tensors"));
 }
 
-TEST_CASE("tensor hooks see and may replace the gradient; leaf post-accumulate hooks fire once it is final") {
+TEST_CASE("tensor hooks see and may replace the gradient, and leaf post-accumulate hooks fire once it is final") {
   Tensor x = from_vector<double>({1, 2}).set_requires_grad();
   Tensor y = x * 3.0;
   std::vector<std::string> order;

@@ -102,7 +102,7 @@ TEST_CASE("unary math matches <cmath>") {
   });
 }
 
-TEST_CASE("sign, abs and relu keep integer dtypes; float functions promote integers") {
+TEST_CASE("sign, abs and relu keep integer dtypes, and float functions promote integers") {
   Tensor i = from_vector<int32_t>({-3, 0, 4});
   REQUIRE(abs(i).to_vector<int32_t>() == std::vector<int32_t>{3, 0, 4});
   REQUIRE(sign(i).to_vector<int32_t>() == std::vector<int32_t>{-1, 0, 1});

@@ -46,7 +46,7 @@ TEST_CASE("json: string escapes and UTF-8", "[json]") {
 TEST_CASE("json: writes compact text that parses back", "[json]") {
   JsonValue object = JsonValue::object();
   object.add("name", JsonValue::string("tab\there \"quoted\" \x01 \xc3\xa9"));
-  object.add("list", JsonValue::array({JsonValue::number(int64_t{-3}), JsonValue::number(uint64_t{18446744073709551615ull}),
+  object.add("list", JsonValue::array({JsonValue::number(-3), JsonValue::number(uint64_t{18446744073709551615ull}),
                                        JsonValue::boolean(true), JsonValue()}));
   object.add("empty", JsonValue::object());
   std::string text = write_json(object);

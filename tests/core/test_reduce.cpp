@@ -156,7 +156,7 @@ TEST_CASE("sum: bfloat16 and float16 are accumulated wider than they are stored"
   }
 }
 
-TEST_CASE("sum and mean over a zero-size dim; a 0-d tensor") {
+TEST_CASE("sum and mean over a zero-size dim, and a 0-d tensor") {
   Tensor empty_rows = zeros({0, 3});
   REQUIRE(sum(empty_rows, {0}).to_vector<float>() == std::vector<float>{0, 0, 0});
   REQUIRE(sum(empty_rows, {1}).shape() == Shape{0});

@@ -105,7 +105,7 @@ TEST_CASE("the allocator counts bytes per tag, current and peak") {
   REQUIRE(memory_stats().total.peak == memory_stats().total.current);
 }
 
-TEST_CASE("storage can be released and materialised in place; views see the new bytes") {
+TEST_CASE("storage can be released and materialised in place, and views see the new bytes") {
   Tensor parameter = from_vector<float>({1, 2, 3, 4});
   Tensor view = parameter.narrow(0, 1, 2);
   MemoryStats before = memory_stats();

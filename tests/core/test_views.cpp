@@ -21,7 +21,7 @@ TEST_CASE("transpose is a view with swapped strides") {
   REQUIRE(x.to_vector<float>()[4] == -1);
 }
 
-TEST_CASE("view needs compatible strides; reshape copies when it must") {
+TEST_CASE("view needs compatible strides, and reshape copies when it must") {
   Tensor x = grid();
   REQUIRE(x.view({2, -1}).shape() == Shape{2, 6});
   REQUIRE(x.view({12}).storage() == x.storage());

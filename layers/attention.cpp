@@ -1,0 +1,61 @@
+#include "layers/attention.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/ops/elementwise.h"
+#include "core/ops/factory.h"
+#include "core/ops/matmul.h"
+#include "core/ops/softmax.h"
+#include "core/ops/view.h"
+#include "layers/dropout.h"
+
+namespace dtrain {
+
+Tensor causal_mask(int64_t length, Device device) {
+  Tensor positions = arange(length, {.dtype = kInt64, .device = device});
+  return gt(unsqueeze(positions, 0), unsqueeze(positions, 1));  // [1, T] > [T, 1]: column > row
+}
+
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double dropout_p, bool training) {
+  check_defined(q, "causal_attention", "q");
+  check_defined(k, "causal_attention", "k");
+  check_defined(v, "causal_attention", "v");
+  if (q.dim() < 2 || q.shape() != k.shape() || q.shape() != v.shape()) {
+    fail("causal_attention: expected q, k and v of one shape [..., T, head_dim], got ", q.shape(), ", ", k.shape(),
+         " and ", v.shape());
+  }
+  const int64_t length = q.size(-2);
+  // Scaling q ([T, hd]) costs less than scaling the scores ([T, T]) once T > hd.
+  Tensor scaled_q = mul(q, 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  Tensor scores = matmul(scaled_q, transpose(k, -2, -1));  // [..., T, T]
+  scores = masked_fill(scores, causal_mask(length, q.device()), -std::numeric_limits<double>::infinity());
+  Tensor weights = dropout(softmax(scores, -1), dropout_p, training);
+  return matmul(weights, v);
+}
+
+CausalSelfAttention::CausalSelfAttention(const AttentionConfig& config) : Module("CausalSelfAttention"), config_(config) {
+  if (config.d_model <= 0 || config.heads <= 0 || config.d_model % config.heads != 0) {
+    fail("CausalSelfAttention: expected d_model a positive multiple of heads, got d_model ", config.d_model, " and heads ",
+         config.heads);
+  }
+  qkv_ = register_module("qkv", std::make_shared<Linear>(config.d_model, 3 * config.d_model, config.bias));
+  proj_ = register_module("proj", std::make_shared<Linear>(config.d_model, config.d_model, config.bias));
+}
+
+Tensor CausalSelfAttention::forward(const Tensor& x) {
+  check_defined(x, "CausalSelfAttention", "x");
+  if (x.dim() != 3 || x.size(2) != config_.d_model) {
+    fail("CausalSelfAttention: expected input [batch, time, ", config_.d_model, "], got ", x.shape());
+  }
+  const int64_t batch = x.size(0), length = x.size(1), heads = config_.heads;
+  const int64_t head_dim = config_.d_model / heads;
+  // [B, T, 3C] -> [3, B, heads, T, head_dim]: views only; q, k, v are slices of one tensor.
+  Tensor qkv = (*qkv_)(x).view({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+  Tensor attended = causal_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), config_.dropout, is_training());
+  // [B, heads, T, head_dim] -> [B, T, C]: the heads side by side again.
+  Tensor merged = attended.transpose(1, 2).reshape({batch, length, config_.d_model});
+  return dropout((*proj_)(merged), config_.dropout, is_training());
+}
+
+}  // namespace dtrain

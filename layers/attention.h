@@ -1,0 +1,46 @@
+#pragma once
+// Multi-head causal self-attention, as in GPT-2: one projection makes queries, keys and values
+// for all heads, each position attends to itself and the positions before it, and an output
+// projection mixes the heads.
+#include <cstdint>
+#include <memory>
+
+#include "layers/linear.h"
+#include "layers/module.h"
+
+namespace dtrain {
+
+struct AttentionConfig {
+  int64_t d_model = 0;  // must be a multiple of heads
+  int64_t heads = 1;
+  double dropout = 0.0;  // on the attention weights and on the output, while training
+  bool bias = true;      // of the two projections
+};
+
+// Bool [length, length], true where column > row: the future positions a query must not see.
+Tensor causal_mask(int64_t length, Device device = Device::cpu());
+
+// softmax(q k^T / sqrt(head_dim), future masked) v for q, k, v [..., T, head_dim], batched
+// over the leading dims (batch, heads) in single matrix multiplies.
+Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double dropout_p = 0.0,
+                        bool training = false);
+
+class CausalSelfAttention : public Module {
+ public:
+  explicit CausalSelfAttention(const AttentionConfig& config);
+
+  const AttentionConfig& config() const { return config_; }
+  const std::shared_ptr<Linear>& qkv() const { return qkv_; }    // d_model -> 3 d_model
+  const std::shared_ptr<Linear>& proj() const { return proj_; }  // d_model -> d_model
+
+ protected:
+  // x [B, T, d_model] -> [B, T, d_model]
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  AttentionConfig config_;
+  std::shared_ptr<Linear> qkv_;
+  std::shared_ptr<Linear> proj_;
+};
+
+}  // namespace dtrain

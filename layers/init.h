@@ -1,0 +1,21 @@
+#pragma once
+// Parameter tensors initialised as PyTorch initialises its layers, drawn from dtrain's default
+// generator: manual_seed(s) before building a model gives the same model every time. They are
+// float32 on the CPU and counted as MemoryTag::Parameters; Module::to moves or converts them.
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace dtrain {
+
+// U(-bound, bound)
+Tensor uniform_parameter(const Shape& shape, double bound);
+// N(mean, std^2)
+Tensor normal_parameter(const Shape& shape, double mean, double std);
+Tensor constant_parameter(const Shape& shape, double value);
+
+// 1 / sqrt(fan_in): the bound of PyTorch's default for Linear and Conv weights
+// (kaiming_uniform with a = sqrt(5) reduces to it) and for their biases.
+double default_init_bound(int64_t fan_in);
+
+}  // namespace dtrain

@@ -1,0 +1,42 @@
+#pragma once
+// LayerNorm: normalises over the last dimensions (normalized_shape), then scales and shifts.
+#include "layers/module.h"
+
+namespace dtrain {
+
+// (x - mean) / sqrt(var + eps) * weight + bias over x's trailing normalized_shape dims, with the
+// biased variance (as PyTorch). weight and bias have normalized_shape, or are undefined. Float32
+// and float64 CPU tensors take one fused pass each way; others are composed from tensor ops.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
+namespace detail {
+// The same function built from tensor ops (the path for other devices and dtypes); public so
+// tests can hold the fused kernel against it.
+Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                           double eps);
+}  // namespace detail
+
+class LayerNorm : public Module {
+ public:
+  // Weight 1 and bias 0 when elementwise_affine, as PyTorch.
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true);
+  explicit LayerNorm(int64_t size, double eps = 1e-5, bool elementwise_affine = true)
+      : LayerNorm(Shape{size}, eps, elementwise_affine) {}
+
+  const Tensor& weight() const { return weight_; }
+  const Tensor& bias() const { return bias_; }
+  const Shape& normalized_shape() const { return normalized_shape_; }
+  double eps() const { return eps_; }
+
+ protected:
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  Shape normalized_shape_;
+  double eps_;
+  Tensor weight_;
+  Tensor bias_;
+};
+
+}  // namespace dtrain

@@ -1,0 +1,17 @@
+#pragma once
+// Umbrella header of dtrain_layers: modules, layers, containers and losses.
+#include "layers/activation.h"
+#include "layers/attention.h"
+#include "layers/container.h"
+#include "layers/conv.h"
+#include "layers/dropout.h"
+#include "layers/embedding.h"
+#include "layers/flatten.h"
+#include "layers/init.h"
+#include "layers/layer_norm.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
+#include "layers/module.h"
+#include "layers/pooling.h"
+#include "layers/state_dict.h"
+#include "layers/transformer.h"

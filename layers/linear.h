@@ -1,0 +1,33 @@
+#pragma once
+// Linear: y = x W^T + b over the last dimension of x, any leading dimensions.
+#include <cstdint>
+
+#include "layers/module.h"
+
+namespace dtrain {
+
+// input [..., in], weight [out, in], bias [out] or undefined -> [..., out]. The leading dims are
+// folded into one, so the product is a single matrix multiply, not a batch of small ones.
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+
+class Linear : public Module {
+ public:
+  // Weight and bias from U(-1/sqrt(in), 1/sqrt(in)), as PyTorch.
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+
+  const Tensor& weight() const { return weight_; }  // [out, in]
+  const Tensor& bias() const { return bias_; }      // [out]; undefined when built without bias
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+ protected:
+  Tensor forward(const Tensor& input) override;
+
+ private:
+  int64_t in_features_;
+  int64_t out_features_;
+  Tensor weight_;
+  Tensor bias_;
+};
+
+}  // namespace dtrain

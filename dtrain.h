@@ -4,3 +4,4 @@
 #include "core/core.h"
 #include "data/data.h"
 #include "layers/layers.h"
+#include "optim/optim.h"

@@ -25,6 +25,7 @@ namespace {
 constexpr int64_t kColumnBlock = 256;    // outputs accumulated side by side when walking columns
 constexpr int64_t kTargetPieces = 64;    // enough independent pieces for any thread count
 constexpr int64_t kMinChunkWork = 16384;  // elements: a smaller split of the reduced range costs more than it saves
+constexpr int64_t kMinChunkLength = 64;   // reduced elements per chunk: splitting short rows is pointless
 
 struct ReduceSchedule {
   int64_t outputs_per_task = 1;
@@ -42,8 +43,8 @@ ReduceSchedule make_schedule(int64_t outputs, int64_t reduced, bool walk_columns
   schedule.tasks = (outputs + schedule.outputs_per_task - 1) / schedule.outputs_per_task;
   if (schedule.tasks < kTargetPieces) {
     int64_t task_work = schedule.outputs_per_task * reduced;
-    int64_t most_chunks = std::max<int64_t>(1, task_work / kMinChunkWork);
-    schedule.chunks = std::clamp<int64_t>(kTargetPieces / schedule.tasks, 1, std::max<int64_t>(1, std::min(most_chunks, reduced)));
+    int64_t most_chunks = std::max<int64_t>(1, std::min(task_work / kMinChunkWork, reduced / kMinChunkLength));
+    schedule.chunks = std::clamp<int64_t>(kTargetPieces / schedule.tasks, 1, most_chunks);
   }
   int64_t piece_work = std::max<int64_t>(1, schedule.outputs_per_task * per_output / schedule.chunks);
   schedule.grain = std::max<int64_t>(1, kParallelGrain / piece_work);

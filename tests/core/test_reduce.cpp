@@ -218,9 +218,20 @@ TEST_CASE("max and min over everything") {
   REQUIRE(max(from_vector<int64_t>({-5, 7, 3}).view({3})).item<int64_t>() == 7);
   REQUIRE(min(from_vector<int32_t>({-5, 7, 3})).item<int32_t>() == -5);
   REQUIRE(max(from_vector<float>({1, 2, 3}).to(kBFloat16)).dtype() == kBFloat16);
-  Tensor with_nan = from_vector<float>({1, std::numeric_limits<float>::quiet_NaN(), 3});
-  REQUIRE(std::isnan(max(with_nan).item()));
-  REQUIRE(std::isnan(min(with_nan).item()));
+  for (int64_t length : {3, 100}) {  // the tail loop and the vectorised lanes
+    std::vector<float> row(static_cast<size_t>(length), 1.0f);
+    row[1] = std::numeric_limits<float>::quiet_NaN();
+    row[length - 1] = 5.0f;
+    Tensor with_nan = from_vector(row);
+    REQUIRE(std::isnan(max(with_nan).item()));
+    REQUIRE(std::isnan(min(with_nan).item()));
+    REQUIRE(argmax(with_nan, 0).item() == 1);
+    Tensor columns = with_nan.view({length, 1}).expand({length, 40}).contiguous();  // NaN in row 1 of every column
+    ValuesAndIndices down = max(columns, 0);
+    for (double value : down.values.to_vector<double>()) REQUIRE(std::isnan(value));
+    REQUIRE(down.indices.to_vector<int64_t>() == std::vector<int64_t>(40, 1));
+    REQUIRE(min(columns.t(), 1).indices.to_vector<int64_t>() == std::vector<int64_t>(40, 1));
+  }
   REQUIRE_THROWS_WITH(max(zeros({2, 0})), Contains("max: expected a non-empty tensor to reduce over all dims, got shape [2, 0]"));
   REQUIRE_THROWS_WITH(min(gt(x, 0.0)), Contains("min: expected a numeric tensor, got bool"));
 }

@@ -15,38 +15,14 @@
 #include <vector>
 
 #include "dtrain.h"
+#include "tests/support/temporary_directory.h"
 
 using namespace dtrain;
+using dtrain::testing::TemporaryDirectory;
 using Catch::Contains;
 
 namespace {
 
-// A fresh directory under the system's temporary folder, removed with everything in it.
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() /
-            ("dtrain-safetensors-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  const std::filesystem::path& path() const { return path_; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) names.push_back(entry.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string read_bytes(const std::filesystem::path& path) {
   std::ifstream stream(path, std::ios::binary);

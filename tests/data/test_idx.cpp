@@ -10,30 +10,14 @@
 #include <vector>
 
 #include "dtrain.h"
+#include "tests/support/temporary_directory.h"
 
 using namespace dtrain;
+using dtrain::testing::TemporaryDirectory;
 using Catch::Contains;
 
 namespace {
 
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() / ("dtrain-idx-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // An IDX file's bytes: magic (0, 0, type, rank), big-endian sizes, then the body as given.
 std::string idx_bytes(uint8_t type, const std::vector<uint32_t>& sizes, const std::string& body) {

@@ -9,29 +9,14 @@
 #include <vector>
 
 #include "dtrain.h"
+#include "tests/support/temporary_directory.h"
 
 using namespace dtrain;
+using dtrain::testing::TemporaryDirectory;
 using Catch::Contains;
 
 namespace {
 
-class TemporaryDirectory {
- public:
-  TemporaryDirectory() {
-    static int counter = 0;
-    path_ = std::filesystem::temp_directory_path() / ("dtrain-tokens-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TemporaryDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
   std::ofstream stream(path, std::ios::binary | std::ios::trunc);

@@ -27,7 +27,7 @@ enum class UnaryOp : uint8_t {
 };
 const char* unary_op_name(UnaryOp op);
 
-enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
+enum class ReductionKind : uint8_t { Sum, Mean, Max, Min };
 
 enum class RandomKind : uint8_t { Uniform, Normal, Bernoulli };
 
@@ -60,9 +60,9 @@ class Backend {
   virtual void where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& out) = 0;
 
   // Reduces input over dims (sorted, unique); out has input's shape with those dims set to 1.
-  virtual void reduce(ReduceOp op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) = 0;
+  virtual void reduce(ReductionKind op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) = 0;
   // Max or Min over one dim with the Int64 position of the first extreme (keepdim shapes).
-  virtual void reduce_with_index(ReduceOp op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) = 0;
+  virtual void reduce_with_index(ReductionKind op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) = 0;
 
   // out[batch, M, N] = a[batch, M, K] @ b[batch, K, N]; a and b may be broadcast in batch.
   // out is contiguous. Floating dtypes, all three the same.

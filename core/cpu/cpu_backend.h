@@ -15,8 +15,8 @@ class CpuBackend final : public Backend {
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
   void unary(UnaryOp op, const Tensor& a, Tensor& out, double parameter) override;
   void where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& out) override;
-  void reduce(ReduceOp op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) override;
-  void reduce_with_index(ReduceOp op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) override;
+  void reduce(ReductionKind op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) override;
+  void reduce_with_index(ReductionKind op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) override;
   void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
   void softmax(const Tensor& input, int64_t dim, bool log, Tensor& out) override;
   void softmax_backward(const Tensor& grad_output, const Tensor& output, int64_t dim, bool log,

@@ -104,13 +104,13 @@ void extreme_with_index(const Tensor& input, int64_t dim, Tensor& values, Tensor
 
 }  // namespace
 
-void CpuBackend::reduce_with_index(ReduceOp op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) {
-  if (op != ReduceOp::Max && op != ReduceOp::Min) fail("internal: reduce_with_index supports max and min only");
+void CpuBackend::reduce_with_index(ReductionKind op, const Tensor& input, int64_t dim, Tensor& values, Tensor& indices) {
+  if (op != ReductionKind::Max && op != ReductionKind::Min) fail("internal: reduce_with_index supports max and min only");
   if (input.size(dim) == 0) fail("internal: reduce_with_index over an empty dimension");
   visit_dtype(input.dtype(), [&]<typename T>() {
     if constexpr (std::is_same_v<T, bool>) {
       fail("reduce_with_index: max and min are not defined for bool tensors");
-    } else if (op == ReduceOp::Max) {
+    } else if (op == ReductionKind::Max) {
       extreme_with_index<T, true>(input, dim, values, indices);
     } else {
       extreme_with_index<T, false>(input, dim, values, indices);

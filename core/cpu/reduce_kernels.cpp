@@ -207,11 +207,11 @@ void run_reduction(bool mean, const Tensor& input, const std::vector<int64_t>& d
 
 }  // namespace
 
-void CpuBackend::reduce(ReduceOp op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) {
+void CpuBackend::reduce(ReductionKind op, const Tensor& input, const std::vector<int64_t>& dims, Tensor& out) {
   visit_dtype(input.dtype(), [&]<typename T>() {
     using C = compute_t<T>;
-    if (op == ReduceOp::Sum || op == ReduceOp::Mean) {
-      bool mean = op == ReduceOp::Mean;
+    if (op == ReductionKind::Sum || op == ReductionKind::Mean) {
+      bool mean = op == ReductionKind::Mean;
       if constexpr (std::is_floating_point_v<C>) {
         if (out.dtype() != input.dtype()) fail("internal: reduce of ", input.dtype(), " into ", out.dtype());
         run_reduction<T, T, double, SumCombine>(mean, input, dims, out);
@@ -225,7 +225,7 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& input, const std::vector<int6
       fail("reduce: max and min are not defined for bool tensors");
     } else {
       if (out.dtype() != input.dtype()) fail("internal: reduce of ", input.dtype(), " into ", out.dtype());
-      if (op == ReduceOp::Max) run_reduction<T, T, C, MaxCombine>(false, input, dims, out);
+      if (op == ReductionKind::Max) run_reduction<T, T, C, MaxCombine>(false, input, dims, out);
       else run_reduction<T, T, C, MinCombine>(false, input, dims, out);
     }
   });

@@ -63,7 +63,7 @@ Tensor reshaped_result(const Tensor& fresh, const Shape& shape) {
 }
 
 // Runs the reduce kernel into a new tensor of out_dtype; dims as from reduced_dims.
-Tensor run_reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, DType out_dtype) {
+Tensor run_reduce(ReductionKind op, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, DType out_dtype) {
   Tensor out = empty(keepdim_shape(x.shape(), dims), {.dtype = out_dtype, .device = x.device()});
   backend_for(x.device()).reduce(op, x, dims, out);
   return reshaped_result(out, result_shape(x.shape(), dims, keepdim));
@@ -86,7 +86,7 @@ void check_not_bool(const Tensor& x, const char* op) {
 
 // max/min over everything. The gradient is split evenly among the elements equal to the
 // extreme (as PyTorch's max() without a dim).
-Tensor extreme_of_all(const Tensor& x, ReduceOp op, const char* name) {
+Tensor extreme_of_all(const Tensor& x, ReductionKind op, const char* name) {
   check_defined(x, name, "x");
   check_not_bool(x, name);
   if (x.numel() == 0) {
@@ -107,7 +107,7 @@ Tensor extreme_of_all(const Tensor& x, ReduceOp op, const char* name) {
 }
 
 // max/min along one dim with the (first) positions; the gradient goes to those positions.
-ValuesAndIndices extreme_along(const Tensor& x, int64_t dim, bool keepdim, ReduceOp op, const char* name) {
+ValuesAndIndices extreme_along(const Tensor& x, int64_t dim, bool keepdim, ReductionKind op, const char* name) {
   check_defined(x, name, "x");
   check_not_bool(x, name);
   int64_t d = normalize_dim(dim, x.dim(), name);
@@ -142,7 +142,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(x, "sum", "x");
   std::vector<int64_t> reduced = reduced_dims(x, dims, "sum");
   DType out_dtype = is_floating(x.dtype()) ? x.dtype() : kInt64;  // integers and bools sum to int64, as PyTorch
-  Tensor out = run_reduce(ReduceOp::Sum, x, reduced, keepdim, out_dtype);
+  Tensor out = run_reduce(ReductionKind::Sum, x, reduced, keepdim, out_dtype);
   if (any_requires_grad({&x})) {
     Shape kept = keepdim_shape(x.shape(), reduced), input_shape = x.shape();
     record("sum", {x}, {out}, [kept, input_shape](const GradientList& g) {
@@ -158,7 +158,7 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(x, "mean", "x");
   check_floating(x, "mean");
   std::vector<int64_t> reduced = reduced_dims(x, dims, "mean");
-  Tensor out = run_reduce(ReduceOp::Mean, x, reduced, keepdim, x.dtype());
+  Tensor out = run_reduce(ReductionKind::Mean, x, reduced, keepdim, x.dtype());
   if (any_requires_grad({&x})) {
     Shape kept = keepdim_shape(x.shape(), reduced), input_shape = x.shape();
     double count = static_cast<double>(reduced_count(x.shape(), reduced));
@@ -196,20 +196,20 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
   return out;
 }
 
-Tensor max(const Tensor& x) { return extreme_of_all(x, ReduceOp::Max, "max"); }
-Tensor min(const Tensor& x) { return extreme_of_all(x, ReduceOp::Min, "min"); }
+Tensor max(const Tensor& x) { return extreme_of_all(x, ReductionKind::Max, "max"); }
+Tensor min(const Tensor& x) { return extreme_of_all(x, ReductionKind::Min, "min"); }
 
-ValuesAndIndices max(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along(x, dim, keepdim, ReduceOp::Max, "max"); }
-ValuesAndIndices min(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along(x, dim, keepdim, ReduceOp::Min, "min"); }
+ValuesAndIndices max(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along(x, dim, keepdim, ReductionKind::Max, "max"); }
+ValuesAndIndices min(const Tensor& x, int64_t dim, bool keepdim) { return extreme_along(x, dim, keepdim, ReductionKind::Min, "min"); }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   NoGradGuard no_grad;  // positions have no gradient
-  return extreme_along(x, dim, keepdim, ReduceOp::Max, "argmax").indices;
+  return extreme_along(x, dim, keepdim, ReductionKind::Max, "argmax").indices;
 }
 
 Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
   NoGradGuard no_grad;
-  return extreme_along(x, dim, keepdim, ReduceOp::Min, "argmin").indices;
+  return extreme_along(x, dim, keepdim, ReductionKind::Min, "argmin").indices;
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {

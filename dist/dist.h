@@ -1,0 +1,9 @@
+#pragma once
+// Umbrella header of dtrain_dist: bootstrap, process groups and collectives, data parallelism.
+#include "dist/collective_checker.h"
+#include "dist/comm_hooks.h"
+#include "dist/ddp.h"
+#include "dist/distributed_sampler.h"
+#include "dist/init.h"
+#include "dist/process_group.h"
+#include "dist/work.h"

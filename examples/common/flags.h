@@ -1,0 +1,55 @@
+#pragma once
+// FlagParser: "--name value" and "--name=value" command-line flags bound to variables, with a
+// generated --help. Each variable's value at add() time is its default and shows in --help.
+//
+//   int64_t batch = 128;
+//   FlagParser flags("mlp", "Trains an MLP on Fashion-MNIST.");
+//   flags.add("batch", batch, "examples per step");
+//   flags.parse(argc, argv);  // --help: usage on stdout, exit 0; a bad flag: one line, exit 2
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dtrain::examples {
+
+class FlagParser {
+ public:
+  FlagParser(std::string program, std::string summary);
+
+  void add(const std::string& name, int64_t& value, const std::string& help);
+  void add(const std::string& name, uint64_t& value, const std::string& help);
+  void add(const std::string& name, double& value, const std::string& help);
+  void add(const std::string& name, std::string& value, const std::string& help);
+  // A switch: "--name" sets it (no value); "--name=false" clears it.
+  void add(const std::string& name, bool& value, const std::string& help);
+  // A string that must be one of choices.
+  void add_choice(const std::string& name, std::string& value, std::vector<std::string> choices,
+                  const std::string& help);
+
+  // Sets the bound variables from argv. Throws ProgramExit: code 0 with the usage text for
+  // --help, code 2 naming the problem for an unknown flag, a missing or malformed value.
+  void parse(int argc, char** argv) const;
+
+  std::string usage() const;
+
+ private:
+  using Target = std::variant<int64_t*, uint64_t*, double*, std::string*, bool*>;
+  struct Flag {
+    std::string name;
+    Target target;
+    std::string help;
+    std::string default_text;
+    std::vector<std::string> choices;  // empty: any value
+  };
+
+  void add_flag(const std::string& name, Target target, const std::string& help, std::vector<std::string> choices = {});
+  const Flag* find(const std::string& name) const;
+  void assign(const Flag& flag, const std::string& value) const;
+
+  std::string program_;
+  std::string summary_;
+  std::vector<Flag> flags_;
+};
+
+}  // namespace dtrain::examples

@@ -1,0 +1,46 @@
+#include "examples/common/run_flags.h"
+
+#include <cmath>
+
+#include "core/parallel.h"
+#include "examples/common/program_exit.h"
+
+namespace dtrain::examples {
+
+void RunFlags::add_to(FlagParser& flags) {
+  flags.add("seed", seed, "random seed: initialisation, data order, dropout");
+  flags.add("threads", threads, "CPU threads (0: all cores)");
+  flags.add("checkpoint", checkpoint, "save a training checkpoint (safetensors) to this file");
+  flags.add("checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)");
+  flags.add("resume", resume, "continue training from this checkpoint");
+  flags.add("stop-after", stop_after, "stop after this step, as if interrupted (0: run to the end)");
+  flags.add("metrics", metrics, "append metrics as JSON lines to this file");
+  flags.add("log-every", log_every, "steps per metrics record and per progress line in a log");
+}
+
+void RunFlags::check_and_apply() const {
+  if (threads < 0) usage_error("--threads must be >= 0, got ", threads);
+  if (checkpoint_every < 0) usage_error("--checkpoint-every must be >= 0, got ", checkpoint_every);
+  if (log_every < 1) usage_error("--log-every must be >= 1, got ", log_every);
+  if (stop_after < 0) usage_error("--stop-after must be >= 0, got ", stop_after);
+  if (threads > 0) set_num_threads(static_cast<int>(threads));
+}
+
+int64_t RunFlags::last_step(int64_t total_steps) const {
+  return stop_after > 0 && stop_after < total_steps ? stop_after : total_steps;
+}
+
+void add_optimizer_flags(FlagParser& flags, OptimizerChoice& choice) {
+  flags.add_choice("optimizer", choice.name, kOptimizerNames, "adamw, adam or sgd");
+  flags.add("lr", choice.lr, "peak learning rate");
+  flags.add("weight-decay", choice.weight_decay, "weight decay (decoupled for adamw)");
+  flags.add("momentum", choice.momentum, "momentum (sgd)");
+}
+
+void check_optimizer_flags(const OptimizerChoice& choice) {
+  if (!(choice.lr > 0 && std::isfinite(choice.lr))) usage_error("--lr must be > 0, got ", choice.lr);
+  if (!(choice.weight_decay >= 0)) usage_error("--weight-decay must be >= 0, got ", choice.weight_decay);
+  if (!(choice.momentum >= 0 && choice.momentum < 1)) usage_error("--momentum must be in [0, 1), got ", choice.momentum);
+}
+
+}  // namespace dtrain::examples

@@ -1,0 +1,32 @@
+#pragma once
+// The flags every example shares: randomness, threads, checkpoints, metrics and logging, plus
+// the optimizer's.
+#include <cstdint>
+#include <string>
+
+#include "examples/common/flags.h"
+#include "examples/common/optimizer_choice.h"
+
+namespace dtrain::examples {
+
+struct RunFlags {
+  uint64_t seed = 0;             // model initialisation, data order, dropout
+  int64_t threads = 0;           // 0: OpenMP's default (every core)
+  std::string checkpoint;        // where to save; empty: never
+  int64_t checkpoint_every = 0;  // steps between saves; 0: only at the end
+  std::string resume;            // a checkpoint to continue from
+  int64_t stop_after = 0;        // end the run after this step, keeping the full run's schedule
+  std::string metrics;           // a JSONL file to append metrics to
+  int64_t log_every = 50;        // steps per metrics line (and per progress line in a log)
+
+  void add_to(FlagParser& flags);
+  // Raises a usage error for values out of range; applies --threads.
+  void check_and_apply() const;
+  // The step this run ends at: total_steps, or --stop-after when that comes first.
+  int64_t last_step(int64_t total_steps) const;
+};
+
+void add_optimizer_flags(FlagParser& flags, OptimizerChoice& choice);
+void check_optimizer_flags(const OptimizerChoice& choice);
+
+}  // namespace dtrain::examples

@@ -1,0 +1,38 @@
+#pragma once
+// Training checkpoints: one safetensors file holding the model ("model.<name>"), the optimizer
+// ("optimizer.<key>", its flat state dict) and the TrainingState (step, generators, data
+// loaders, user metadata) as strings in the file's __metadata__. The file opens in PyTorch
+// (safetensors.torch.load_file) like any other.
+//
+//   train::save_checkpoint(path, *model, optimizer,
+//                          {.step = step,
+//                           .generators = {{"default", train::generator_state()}},
+//                           .loaders = {{"train", loader.state()}}});
+//   ...
+//   train::TrainingState state = train::load_checkpoint(path, *model, optimizer);
+//   train::restore_generator(state.generator("default"));
+//   loader.set_state(state.loader("train"));
+//
+// With the same thread count, a run resumed this way continues bitwise identically to one that
+// never stopped.
+#include <filesystem>
+
+#include "layers/module.h"
+#include "optim/optimizer.h"
+#include "train/training_state.h"
+
+namespace dtrain::train {
+
+// Writes the checkpoint atomically (a temporary file renamed over path), so a crash mid-write
+// leaves the previous checkpoint intact.
+void save_checkpoint(const std::filesystem::path& path, const Module& model, const optim::Optimizer& optimizer,
+                     const TrainingState& state);
+
+// Loads model and optimizer state in place and returns the rest. Everything is checked before
+// anything is changed: a truncated or corrupted file, a model tensor that is missing,
+// unexpected or of another shape or dtype, another optimizer type or parameter layout, or bad
+// metadata raise one dtrain::Error naming the file and every offending tensor or key, and
+// leave model and optimizer untouched.
+TrainingState load_checkpoint(const std::filesystem::path& path, Module& model, optim::Optimizer& optimizer);
+
+}  // namespace dtrain::train

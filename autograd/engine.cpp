@@ -78,7 +78,21 @@ class GraphTask {
     GradientList& buffer = buffers_[edge.node.get()];
     if (buffer.empty()) buffer.resize(input_count(*edge.node));
     Tensor& slot = buffer.at(edge.input_nr);
-    slot = slot.defined() ? add(slot, gradient) : std::move(gradient);
+    if (!slot.defined()) {
+      slot = std::move(gradient);
+    } else if (owns_its_bytes(slot) && slot.shape() == gradient.shape() && slot.dtype() == gradient.dtype()) {
+      NoGradGuard no_grad;
+      slot.add_(gradient);  // the same sum as add(), without a new tensor of the full size
+    } else {
+      slot = add(slot, gradient);
+    }
+  }
+
+  // Whether nothing but this handle can see the tensor's bytes, so that adding into them in place
+  // changes no other tensor (a gradient an op also returned elsewhere, or one a hook kept).
+  static bool owns_its_bytes(const Tensor& tensor) {
+    return tensor.impl_ptr().use_count() == 1 && tensor.storage().use_count() == 1 && tensor.is_contiguous() &&
+           tensor.storage_offset() == 0;
   }
 
   GradientList execute(Node& node) {

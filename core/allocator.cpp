@@ -2,10 +2,9 @@
 
 #include <array>
 #include <atomic>
-#include <cstdlib>
 #include <mutex>
-#include <new>
 
+#include "core/cpu_allocator.h"
 #include "core/error.h"
 
 namespace dtrain {
@@ -48,21 +47,8 @@ void add(MemoryCounter& counter, int64_t delta) {
 
 thread_local MemoryTag current_tag = MemoryTag::Other;
 
-class CpuAllocator final : public Allocator {
- public:
-  void* allocate(size_t nbytes, Device) override {
-    // 64-byte alignment: a cache line, and enough for any SIMD load.
-    size_t rounded = (nbytes + 63) / 64 * 64;
-    void* pointer = std::aligned_alloc(64, rounded);
-    if (pointer == nullptr) fail("out of memory: could not allocate ", nbytes, " bytes on the CPU");
-    return pointer;
-  }
-  void deallocate(void* pointer, size_t, Device) override { std::free(pointer); }
-};
-
 std::array<Allocator*, kDeviceTypeCount>& allocators() {
-  static CpuAllocator cpu;
-  static std::array<Allocator*, kDeviceTypeCount> table{&cpu, nullptr};
+  static std::array<Allocator*, kDeviceTypeCount> table{&cpu_allocator(), nullptr};
   return table;
 }
 

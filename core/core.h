@@ -1,6 +1,7 @@
 #pragma once
 // Umbrella header of dtrain_core: tensors, ops, random numbers, memory accounting.
 #include "core/allocator.h"
+#include "core/cpu_allocator.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"

@@ -1,13 +1,14 @@
 #include "layers/attention.h"
 
 #include <cmath>
-#include <limits>
+#include <vector>
 
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
+#include "core/ops/join.h"
 #include "core/ops/matmul.h"
-#include "core/ops/softmax.h"
 #include "core/ops/view.h"
+#include "layers/causal_softmax.h"
 #include "layers/dropout.h"
 
 namespace dtrain {
@@ -25,12 +26,10 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
     fail("causal_attention: expected q, k and v of one shape [..., T, head_dim], got ", q.shape(), ", ", k.shape(),
          " and ", v.shape());
   }
-  const int64_t length = q.size(-2);
   // Scaling q ([T, hd]) costs less than scaling the scores ([T, T]) once T > hd.
   Tensor scaled_q = mul(q, 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
   Tensor scores = matmul(scaled_q, transpose(k, -2, -1));  // [..., T, T]
-  scores = masked_fill(scores, causal_mask(length, q.device()), -std::numeric_limits<double>::infinity());
-  Tensor weights = dropout(softmax(scores, -1), dropout_p, training);
+  Tensor weights = dropout(causal_softmax(scores), dropout_p, training);  // the future masked inside
   return matmul(weights, v);
 }
 
@@ -51,8 +50,12 @@ Tensor CausalSelfAttention::forward(const Tensor& x) {
   const int64_t batch = x.size(0), length = x.size(1), heads = config_.heads;
   const int64_t head_dim = config_.d_model / heads;
   // [B, T, 3C] -> [3, B, heads, T, head_dim]: views only; q, k, v are slices of one tensor.
+  // chunk, not three selects: its backward writes the three gradients into one tensor, where
+  // each select's would fill a zero tensor of the full size and the three would then be added.
   Tensor qkv = (*qkv_)(x).view({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
-  Tensor attended = causal_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), config_.dropout, is_training());
+  std::vector<Tensor> q_k_v = chunk(qkv, 3, 0);
+  Tensor attended = causal_attention(squeeze(q_k_v[0], 0), squeeze(q_k_v[1], 0), squeeze(q_k_v[2], 0),
+                                     config_.dropout, is_training());
   // [B, heads, T, head_dim] -> [B, T, C]: the heads side by side again.
   Tensor merged = attended.transpose(1, 2).reshape({batch, length, config_.d_model});
   return dropout((*proj_)(merged), config_.dropout, is_training());

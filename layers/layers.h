@@ -2,6 +2,7 @@
 // Umbrella header of dtrain_layers: modules, layers, containers and losses.
 #include "layers/activation.h"
 #include "layers/attention.h"
+#include "layers/causal_softmax.h"
 #include "layers/container.h"
 #include "layers/conv.h"
 #include "layers/dropout.h"

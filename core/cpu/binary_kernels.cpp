@@ -3,6 +3,7 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/elementwise_loops.h"
+#include "core/cpu/fast_tanh.h"
 
 namespace dtrain::cpu {
 namespace {
@@ -43,7 +44,7 @@ void arithmetic(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
       case BinaryOp::GeluTanhBackward:
         return binary_loop<T, T>(a, b, out, [](C x, C g) {
           C inner = C(kSqrt2OverPi) * (x + C(kGeluCoefficient) * x * x * x);
-          C tanh_inner = std::tanh(inner);
+          C tanh_inner = fast_tanh(inner);
           C derivative_inner = C(kSqrt2OverPi) * (C(1) + C(3 * kGeluCoefficient) * x * x);
           C derivative = C(0.5) * (C(1) + tanh_inner) + C(0.5) * x * (C(1) - tanh_inner * tanh_inner) * derivative_inner;
           return g * derivative;
@@ -92,9 +93,35 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& o
   });
 }
 
+namespace {
+
+// A contiguous run of where with a and b each either contiguous or one broadcast value (what
+// masked_fill and the where backward make). Both values are loaded before the select, so the
+// loop has no branch and no conditional load, and vectorises.
+template <typename T, bool ContiguousA, bool ContiguousB>
+void where_run(T* out, const bool* condition, const T* a, const T* b, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T value_a = a[ContiguousA ? i : 0];
+    const T value_b = b[ContiguousB ? i : 0];
+    out[i] = condition[i] ? value_a : value_b;
+  }
+}
+
+}  // namespace
+
 void CpuBackend::where(const Tensor& condition, const Tensor& a, const Tensor& b, Tensor& out) {
   visit_dtype(out.dtype(), [&]<typename T>() {
     strided_loop<4>(out.shape(), {&out, &condition, &a, &b}, [](std::array<char*, 4> p, std::array<int64_t, 4> s, int64_t n) {
+      constexpr int64_t kSize = sizeof(T);
+      T* o = reinterpret_cast<T*>(p[0]);
+      const bool* c = reinterpret_cast<const bool*>(p[1]);
+      const T* x = reinterpret_cast<const T*>(p[2]);
+      const T* y = reinterpret_cast<const T*>(p[3]);
+      const bool unit_out_and_condition = s[0] == kSize && s[1] == sizeof(bool);
+      const bool a_unit = s[2] == kSize, a_broadcast = s[2] == 0, b_unit = s[3] == kSize, b_broadcast = s[3] == 0;
+      if (unit_out_and_condition && a_unit && b_unit) return where_run<T, true, true>(o, c, x, y, n);
+      if (unit_out_and_condition && a_broadcast && b_unit) return where_run<T, false, true>(o, c, x, y, n);
+      if (unit_out_and_condition && a_unit && b_broadcast) return where_run<T, true, false>(o, c, x, y, n);
       for (int64_t i = 0; i < n; ++i) {
         bool take_a = *reinterpret_cast<const bool*>(p[1] + i * s[1]);
         *reinterpret_cast<T*>(p[0] + i * s[0]) = *reinterpret_cast<const T*>(p[take_a ? 2 : 3] + i * s[take_a ? 2 : 3]);

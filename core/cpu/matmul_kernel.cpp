@@ -193,8 +193,7 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   std::vector<int64_t> a_offsets = batch_offsets(a, batch_shape, "a");
   std::vector<int64_t> b_offsets = batch_offsets(b, batch_shape, "b");
   int64_t batch = static_cast<int64_t>(a_offsets.size());
-  MatrixView<T> a_matrix =
-      normalized(MatrixView<T>{a.data_ptr<T>(), rows, depth, a.stride(-2), a.stride(-1)});
+  MatrixView<T> a_matrix = normalized(MatrixView<T>{a.data_ptr<T>(), rows, depth, a.stride(-2), a.stride(-1)});
   MatrixView<T> b_matrix = normalized(MatrixView<T>{b.data_ptr<T>(), depth, cols, b.stride(-2), b.stride(-1)});
   if (batch_folds_into_rows(a_offsets, b_offsets, a_matrix)) {
     rows *= batch;

@@ -3,6 +3,7 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/elementwise_loops.h"
+#include "core/cpu/fast_tanh.h"
 
 namespace dtrain::cpu {
 namespace {
@@ -29,11 +30,11 @@ void floating_ops(UnaryOp op, const Tensor& a, Tensor& out, double parameter) {
     case UnaryOp::Sqrt: return unary_loop<T, T>(a, out, [](C x) { return std::sqrt(x); });
     case UnaryOp::Rsqrt: return unary_loop<T, T>(a, out, [](C x) { return C(1) / std::sqrt(x); });
     case UnaryOp::Reciprocal: return unary_loop<T, T>(a, out, [](C x) { return C(1) / x; });
-    case UnaryOp::Tanh: return unary_loop<T, T>(a, out, [](C x) { return std::tanh(x); });
+    case UnaryOp::Tanh: return unary_loop<T, T>(a, out, [](C x) { return fast_tanh(x); });
     case UnaryOp::Sigmoid: return unary_loop<T, T>(a, out, [](C x) { return C(1) / (C(1) + std::exp(-x)); });
     case UnaryOp::GeluTanh:
       return unary_loop<T, T>(a, out, [](C x) {
-        return C(0.5) * x * (C(1) + std::tanh(C(0.7978845608028654) * (x + C(0.044715) * x * x * x)));
+        return C(0.5) * x * (C(1) + fast_tanh(C(0.7978845608028654) * (x + C(0.044715) * x * x * x)));
       });
     case UnaryOp::GeluErf:
       return unary_loop<T, T>(a, out, [](C x) { return C(0.5) * x * (C(1) + std::erf(x * C(0.7071067811865476))); });

@@ -180,9 +180,12 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   }
   if (any_requires_grad({&a, &b})) {
     Tensor mask = condition;  // a bool tensor: autograd never tracks it
-    record("where", {a, b}, {out}, [mask](const GradientList& g) {
-      Tensor zero = zeros_like(g[0]);
-      return GradientList{where(mask, g[0], zero), where(mask, zero, g[0])};
+    // Only the gradients that flow somewhere are computed: masked_fill's fill value never needs
+    // one. The zero is one broadcast value, not a tensor of g's size.
+    const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+    record("where", {a, b}, {out}, [mask, need_a, need_b](const GradientList& g) {
+      Tensor zero = scalar_tensor(0, g[0].dtype(), g[0].device());
+      return GradientList{need_a ? where(mask, g[0], zero) : Tensor(), need_b ? where(mask, zero, g[0]) : Tensor()};
     });
   }
   return out;

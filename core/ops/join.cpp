@@ -31,7 +31,40 @@ std::vector<Tensor> pieces(const Tensor& x, int64_t d, const std::vector<int64_t
   return result;
 }
 
-// The pieces as the outputs of one recorded node, whose backward is a single cat of their
+// Whether x's elements fill a block of memory exactly, in some order of its dims (a permuted
+// contiguous tensor, such as q, k and v cut from one projection's output [B, T, 3, H, hd]
+// permuted to [3, B, H, T, hd]).
+bool is_permuted_dense(const Tensor& x) {
+  if (x.numel() == 0) return false;
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) != 1) dims.push_back(d);
+  }
+  std::sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) { return x.stride(a) < x.stride(b); });
+  int64_t expected = 1;
+  for (int64_t d : dims) {
+    if (x.stride(d) != expected) return false;
+    expected *= x.size(d);
+  }
+  return true;
+}
+
+// The pieces' gradients joined along d into one tensor of the given shape and strides (x's,
+// when x is permuted dense). The gradient then flows back through x's permute (and a view
+// before it) as a contiguous tensor, where cat's contiguous result would be copied once more.
+Tensor join_with_strides(const Shape& shape, const Strides& strides, const GradientList& gradients, int64_t d,
+                         const std::vector<int64_t>& lengths) {
+  const Tensor& first = gradients[0];
+  Tensor joined = internal::make_view(empty({shape.numel()}, {.dtype = first.dtype(), .device = first.device()}), shape,
+                                      strides, 0);
+  std::vector<Tensor> windows = pieces(joined, d, lengths);
+  for (size_t i = 0; i < gradients.size(); ++i) {
+    if (lengths[i] > 0) windows[i].copy_(gradients[i]);
+  }
+  return joined;
+}
+
+// The pieces as the outputs of one recorded node, whose backward is a single join of their
 // gradients (pieces without a gradient get zeros from the engine). Recording each narrow
 // instead would make every piece's backward allocate and fill a gradient of x's full size.
 std::vector<Tensor> split_pieces(const Tensor& x, int64_t d, const std::vector<int64_t>& lengths, const char* name) {
@@ -41,7 +74,15 @@ std::vector<Tensor> split_pieces(const Tensor& x, int64_t d, const std::vector<i
     result = pieces(x, d, lengths);
   }
   if (any_requires_grad({&x})) {
-    record(name, {x}, result, [d](const GradientList& g) { return GradientList{cat(g, d)}; });
+    const bool keep_layout = !x.is_contiguous() && is_permuted_dense(x);
+    const Shape shape = x.shape();
+    const Strides strides = x.strides();
+    record(name, {x}, result, [=](const GradientList& g) {
+      bool one_dtype = true;
+      for (const Tensor& gradient : g) one_dtype = one_dtype && gradient.defined() && gradient.dtype() == g[0].dtype();
+      if (!keep_layout || !one_dtype) return GradientList{cat(g, d)};
+      return GradientList{join_with_strides(shape, strides, g, d, lengths)};
+    });
   }
   return result;
 }

@@ -76,6 +76,45 @@ TEST_CASE("where, masked_fill and clamp") {
   REQUIRE_THROWS_WITH(masked_fill(x, zeros({2, 5}, {.dtype = kBool}), 1), Contains("does not broadcast to the input's shape [5]"));
 }
 
+TEST_CASE("where over long runs: tensor or broadcast operands, strided operands, and its gradients") {
+  // [3, 67, 67]: long enough for the vector loops and their tails; the mask [67, 67] broadcasts
+  // over the leading dim, as attention's causal mask does.
+  const int64_t n = 67;
+  Tensor x = arange(3 * n * n, {.dtype = kFloat32}).view({3, n, n}) * 0.5 - 100.0;
+  Tensor y = -x;
+  Tensor mask = gt(unsqueeze(arange(n), 0), unsqueeze(arange(n), 1));  // [n, n]: column > row
+  const std::vector<float> xs = x.to_vector<float>(), ys = y.to_vector<float>();
+  const std::vector<bool> ms = mask.to_vector<bool>();
+  auto expect = [&](const Tensor& got, auto value) {
+    const std::vector<float> values = got.to_vector<float>();
+    REQUIRE(static_cast<int64_t>(values.size()) == 3 * n * n);
+    for (int64_t i = 0; i < 3 * n * n; ++i) {
+      if (values[i] != value(i, static_cast<bool>(ms[i % (n * n)]))) FAIL("element " << i << " is " << values[i]);
+    }
+  };
+  expect(where(mask, x, y), [&](int64_t i, bool m) { return m ? xs[i] : ys[i]; });
+  expect(masked_fill(x, mask, -7.0), [&](int64_t i, bool m) { return m ? -7.0f : xs[i]; });
+  expect(where(mask, full({1}, 3.0), y), [&](int64_t i, bool m) { return m ? 3.0f : ys[i]; });
+  // Transposed operands take the strided path.
+  Tensor xt = x.transpose(1, 2), yt = y.transpose(1, 2);
+  const std::vector<float> xts = contiguous(xt).to_vector<float>(), yts = contiguous(yt).to_vector<float>();
+  expect(where(mask, xt, yt), [&](int64_t i, bool m) { return m ? xts[i] : yts[i]; });
+
+  // masked_fill's gradient: zero where filled, passed through elsewhere; where's: split by mask.
+  Tensor leaf = x.detach();
+  leaf.set_requires_grad();
+  Tensor other = y.detach();
+  other.set_requires_grad();
+  Tensor weights = x * 0.01;  // a non-uniform upstream gradient
+  (masked_fill(leaf, mask, -1e9) * weights).sum().backward();
+  const std::vector<float> ws = weights.to_vector<float>();
+  expect(leaf.grad(), [&](int64_t i, bool m) { return m ? 0.0f : ws[i]; });
+  leaf.set_grad(Tensor());
+  (where(mask, leaf, other) * weights).sum().backward();
+  expect(leaf.grad(), [&](int64_t i, bool m) { return m ? ws[i] : 0.0f; });
+  expect(other.grad(), [&](int64_t i, bool m) { return m ? 0.0f : ws[i]; });
+}
+
 TEST_CASE("unary math matches <cmath>") {
   std::vector<double> inputs{0.1, 0.5, 1.0, 2.0, 3.5};
   Tensor x = from_vector(inputs);

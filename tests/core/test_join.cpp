@@ -105,3 +105,30 @@ TEST_CASE("split by sizes, and chunk") {
   REQUIRE(chunk(zeros({0}), 3).size() == 3);
   REQUIRE_THROWS_WITH(chunk(x, 0), Contains("chunk: expected a positive number of chunks, got 0"));
 }
+
+TEST_CASE("chunk of a permuted tensor: gradients land in the input's layout with the right values") {
+  // [B, T, 3, H, D] permuted to [3, B, H, T, D] and cut into q, k, v, as attention does.
+  const Shape shape{2, 3, 3, 2, 4};
+  Tensor base = counting(shape);
+  base.set_requires_grad();
+  Tensor permuted = base.permute({2, 0, 3, 1, 4});
+  std::vector<Tensor> q_k_v = chunk(permuted, 3, 0);
+  // Different weights per piece, so a gradient in the wrong place shows.
+  Tensor loss = (q_k_v[0] * 1.0).sum() + (q_k_v[1] * 10.0).sum() + (q_k_v[2] * q_k_v[2]).sum();
+  loss.backward();
+  Tensor grad = base.grad();
+  REQUIRE(grad.shape() == shape);
+  REQUIRE(grad.is_contiguous());  // the permuted layout, permuted back
+  const std::vector<float> values = base.to_vector<float>(), grads = grad.to_vector<float>();
+  for (int64_t i = 0; i < shape.numel(); ++i) {
+    const int64_t piece = (i / (2 * 4)) % 3;  // the index along the dim of size 3
+    const float expected = piece == 0 ? 1.0f : piece == 1 ? 10.0f : 2.0f * values[i];
+    REQUIRE(grads[i] == expected);
+  }
+  // A contiguous input keeps cat's path; the values are the same.
+  Tensor plain = counting({6, 2});
+  plain.set_requires_grad();
+  std::vector<Tensor> halves = chunk(plain, 2, 0);
+  ((halves[0] * 3.0).sum() + (halves[1] * 5.0).sum()).backward();
+  REQUIRE(plain.grad().to_vector<float>() == std::vector<float>{3, 3, 3, 3, 3, 3, 5, 5, 5, 5, 5, 5});
+}

@@ -32,11 +32,17 @@ run() {  # library model threads
   if [[ $library == dtrain ]]; then
     env "${environment[@]}" "$dtrain_bench" --model "$model" --threads "$threads"
   else
+    # Debian's torch runs GEMM on OpenBLAS's own pthreads next to libgomp's team; with libgomp's
+    # default (spinning) wait policy the two pools fight over the cores and PyTorch's 2-thread
+    # step takes about twice as long (GPT: ~1070 ms vs ~550 ms passive, measured here). The table
+    # gives PyTorch its faster setting; TORCH_OMP_WAIT_POLICY= (empty) runs it with the default.
+    local policy=${TORCH_OMP_WAIT_POLICY-passive}
+    if [[ -n $policy ]]; then environment+=(OMP_WAIT_POLICY="$policy"); fi
     env "${environment[@]}" /usr/bin/python3 "$torch_bench" --model "$model" --threads "$threads"
   fi
 }
 
-echo "load before: $(uptime | sed 's/.*load average/load average/')" >&2
+echo "load before: $(uptime | sed 's/.*load average/load average/'); PyTorch OMP_WAIT_POLICY=${TORCH_OMP_WAIT_POLICY-passive}" >&2
 for ((round = 0; round < rounds; ++round)); do
   for model in mlp gpt; do
     for threads in 1 2; do

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/cpu_allocator.h"
+#include "core/cuda_device.h"
 #include "core/error.h"
 
 namespace dtrain {
@@ -29,6 +30,7 @@ constexpr int kMaxDeviceIndex = 16;
 struct Ledger {
   std::mutex mutex;
   MemoryStats stats;
+  int64_t limit = kNoMemoryLimit;
 };
 
 Ledger& ledger_for(Device device) {
@@ -67,6 +69,19 @@ void reset_peak_memory_stats(Device device) {
   for (auto& counter : ledger.stats.by_tag) counter.peak = counter.current;
 }
 
+void set_memory_limit(Device device, int64_t bytes) {
+  if (bytes < 0) fail("set_memory_limit: expected a limit >= 0 bytes for ", device, ", got ", bytes);
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  ledger.limit = bytes;
+}
+
+int64_t memory_limit(Device device) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  return ledger.limit;
+}
+
 MemoryTagScope::MemoryTagScope(MemoryTag tag) : previous_(current_tag) { current_tag = tag; }
 MemoryTagScope::~MemoryTagScope() { current_tag = previous_; }
 MemoryTag current_memory_tag() { return current_tag; }
@@ -75,6 +90,10 @@ void register_allocator(DeviceType type, Allocator* allocator) { allocators()[st
 
 Allocator& allocator_for(Device device) {
   Allocator* allocator = allocators()[static_cast<int>(device.type)];
+  if (allocator == nullptr && device.is_cuda()) {
+    cuda::detail::runtime();  // loads the CUDA backend, which registers its allocator; raises saying why not
+    allocator = allocators()[static_cast<int>(device.type)];
+  }
   if (allocator == nullptr) {
     fail("no allocator for device ", device, ": this build has no backend for it (configure with DTRAIN_CUDA=ON)");
   }
@@ -85,6 +104,18 @@ namespace detail {
 void count_allocation(Device device, MemoryTag tag, int64_t nbytes) {
   Ledger& ledger = ledger_for(device);
   std::lock_guard<std::mutex> lock(ledger.mutex);
+  add(ledger.stats.total, nbytes);
+  add(ledger.stats.by_tag[static_cast<int>(tag)], nbytes);
+}
+void count_allocation_within_limit(Device device, MemoryTag tag, int64_t nbytes) {
+  Ledger& ledger = ledger_for(device);
+  std::lock_guard<std::mutex> lock(ledger.mutex);
+  const int64_t held = ledger.stats.total.current;
+  if (nbytes > ledger.limit - held) {
+    fail("memory limit on ", device, ": a tensor of ", nbytes, " bytes (", memory_tag_name(tag),
+         ") does not fit: tensors hold ", held, " bytes and the limit set by set_memory_limit is ", ledger.limit,
+         " bytes (", ledger.limit - held, " free)");
+  }
   add(ledger.stats.total, nbytes);
   add(ledger.stats.by_tag[static_cast<int>(tag)], nbytes);
 }

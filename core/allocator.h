@@ -40,6 +40,16 @@ class MemoryTagScope {
 };
 MemoryTag current_memory_tag();
 
+// A cap on the bytes tensors may hold on one device (the counted total above, every tag): a
+// storage that would take the total past it raises a dtrain::Error naming the request and the
+// cap, before any byte is taken, and nothing is counted. It answers "what is the largest model
+// that trains in X bytes" on a machine that has more (bench/zero.cpp); bytes already held when
+// it is set stay. kNoMemoryLimit, the default, removes it.
+//   set_memory_limit(Device::cpu(), int64_t{2} << 30);
+inline constexpr int64_t kNoMemoryLimit = INT64_MAX;
+void set_memory_limit(Device device, int64_t bytes);
+int64_t memory_limit(Device device);
+
 // Raw bytes for one device type. The CPU one is built in; the CUDA backend registers its caching
 // allocator when it loads.
 class Allocator {
@@ -55,6 +65,8 @@ Allocator& allocator_for(Device device);
 namespace detail {
 // Called by Storage as bytes come and go or change tag.
 void count_allocation(Device device, MemoryTag tag, int64_t nbytes);
+// As count_allocation, but raises (counting nothing) when the total would pass the memory limit.
+void count_allocation_within_limit(Device device, MemoryTag tag, int64_t nbytes);
 void count_release(Device device, MemoryTag tag, int64_t nbytes);
 }  // namespace detail
 

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cuda_device.h"
 
 namespace dtrain {
 
@@ -68,6 +69,10 @@ void register_backend(DeviceType type, Backend* backend) { backends()[static_cas
 
 Backend& backend_for(Device device) {
   Backend* backend = backends()[static_cast<int>(device.type)];
+  if (backend == nullptr && device.is_cuda()) {
+    cuda::detail::runtime();  // loads the CUDA backend, which registers its kernels; raises saying why not
+    backend = backends()[static_cast<int>(device.type)];
+  }
   if (backend == nullptr) {
     fail("no kernels for device ", device, ": this build of dtrain has no backend for it (configure with DTRAIN_CUDA=ON)");
   }

@@ -2,6 +2,7 @@
 // Umbrella header of dtrain_core: tensors, ops, random numbers, memory accounting.
 #include "core/allocator.h"
 #include "core/cpu_allocator.h"
+#include "core/cuda_device.h"
 #include "core/device.h"
 #include "core/dtype.h"
 #include "core/error.h"

@@ -2,6 +2,7 @@
 // Philox4x32-10 (Salmon et al., "Parallel Random Numbers: As Easy as 1, 2, 3", SC'11): a counter
 // based generator, so element i of a random op is a pure function of (seed, offset + i / 2) and
 // any thread or device computes the same value. Written for host and device compilers alike.
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -42,6 +43,22 @@ DTRAIN_HOST_DEVICE inline void philox_uniform_pair(uint64_t seed, uint64_t count
   constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
   *first = static_cast<double>(a >> 11) * kScale;
   *second = static_cast<double>(b >> 11) * kScale;
+}
+
+// Element i of a random op that starts at block offset (core/random.h's numbering), as a double:
+// kind 0 uniform in [a, b), 1 normal with mean a and standard deviation b (Box-Muller on the
+// block's pair), 2 Bernoulli with probability a. The CPU and CUDA kernels both call this, and the
+// multiply-adds are written as fma so no compiler's contraction choices can make them differ.
+DTRAIN_HOST_DEVICE inline double philox_sample(int kind, uint64_t seed, uint64_t offset, int64_t i, double a, double b) {
+  double first, second;
+  philox_uniform_pair(seed, offset + static_cast<uint64_t>(i / 2), &first, &second);
+  const double u = i % 2 == 0 ? first : second;
+  if (kind == 0) return fma(b - a, u, a);
+  if (kind == 2) return u < a ? 1.0 : 0.0;
+  // 1 - first lies in (0, 1], so the log is finite.
+  const double radius = sqrt(-2.0 * log(1.0 - first));
+  const double angle = 6.283185307179586 * second;
+  return fma(b * radius, i % 2 == 0 ? cos(angle) : sin(angle), a);
 }
 
 }  // namespace dtrain

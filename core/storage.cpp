@@ -39,8 +39,14 @@ void Storage::release() {
 
 void Storage::materialize() {
   if (resident_) return;
-  data_ = nbytes_ == 0 ? nullptr : allocator_for(device_).allocate(nbytes_, device_);
-  detail::count_allocation(device_, tag_, static_cast<int64_t>(nbytes_));
+  // Counted first: past a memory limit (core/allocator.h) this raises before any byte is taken.
+  detail::count_allocation_within_limit(device_, tag_, static_cast<int64_t>(nbytes_));
+  try {
+    data_ = nbytes_ == 0 ? nullptr : allocator_for(device_).allocate(nbytes_, device_);
+  } catch (...) {
+    detail::count_release(device_, tag_, static_cast<int64_t>(nbytes_));
+    throw;
+  }
   resident_ = true;
 }
 

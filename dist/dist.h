@@ -1,5 +1,6 @@
 #pragma once
 // Umbrella header of dtrain_dist: bootstrap, process groups and collectives, data parallelism.
+#include "dist/checkpoint/checkpoint.h"
 #include "dist/collective_checker.h"
 #include "dist/comm_hooks.h"
 #include "dist/ddp.h"
@@ -7,3 +8,4 @@
 #include "dist/init.h"
 #include "dist/process_group.h"
 #include "dist/work.h"
+#include "dist/zero/zero.h"

@@ -1,0 +1,157 @@
+// ZeroOptimizer's sharded state: what each rank saves, and loading it back at any world size and
+// stage (dist/tensor_fragment.h names the tensors).
+#include <algorithm>
+#include <array>
+
+#include "core/grad_mode.h"
+#include "core/ops/factory.h"
+#include "dist/zero/zero_optimizer.h"
+#include "optim/state_dict.h"
+
+namespace dtrain::dist {
+namespace {
+
+// The per-parameter state names dtrain's optimizers keep (optim/adam_family.cpp, optim/sgd.cpp).
+constexpr std::array<const char*, 4> kStateNames = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"};
+
+TensorFragment whole(std::string name, const Tensor& value) {
+  return {std::move(name), value.shape(), 0, value.reshape({value.numel()}).contiguous().clone()};
+}
+
+double read_number(const FragmentSource& source, const std::string& name) {
+  Tensor value = source.read(name, 0, 1);
+  if (value.numel() != 1) fail("ZeroOptimizer: expected one value for '", name, "', got ", value.numel());
+  return value.item();
+}
+
+}  // namespace
+
+std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
+  wait_for_parameters();  // the masters may be a slot of a buffer an all-gather is still writing
+  NoGradGuard no_grad;
+  std::vector<TensorFragment> fragments;
+  const bool rank0 = group_->rank() == 0;
+  if (options_.stage == 0 && !rank0) return fragments;  // every rank holds everything: rank 0 saves it
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& piece = pieces_[i];
+    const std::string& name = names_[piece.parameter];
+    const Shape& shape = parameters_[piece.parameter].shape();
+    fragments.push_back({"model." + name, shape, piece.tensor_begin, piece.master.clone()});
+    for (const auto& [state_name, tensor] : optimizer_->state(i).tensors) {
+      fragments.push_back({"optimizer.state." + name + "." + state_name, shape, piece.tensor_begin, tensor.clone()});
+    }
+  }
+  if (!rank0) return fragments;
+  // Buffers and parameters that are not trained are the same on every rank: rank 0 saves them.
+  for (const auto& [name, tensor] : model_->state_dict()) {
+    if (std::find(names_.begin(), names_.end(), name) == names_.end()) fragments.push_back(whole("model." + name, tensor));
+  }
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    if (steps_[p] > 0) fragments.push_back(whole("optimizer.state." + names_[p] + ".step", optim::int64_scalar(steps_[p])));
+  }
+  for (size_t g = 0; g < optimizer_->num_param_groups(); ++g) {
+    const std::string prefix = "optimizer.param_groups." + std::to_string(g) + ".";
+    for (const auto& [name, value] : optimizer_->param_group(g).hyperparameters) {
+      fragments.push_back(whole(prefix + name, optim::float64_scalar(value)));
+    }
+    std::vector<int64_t> indices;
+    for (size_t p = 0; p < parameters_.size(); ++p) {
+      if (group_of_[p] == g) indices.push_back(index_in_groups_[p]);
+    }
+    fragments.push_back(whole(prefix + "params", from_vector(indices)));
+  }
+  if (scaler_.enabled()) {
+    fragments.push_back(whole("loss_scaler.scale", optim::float64_scalar(scaler_.scale())));
+    fragments.push_back(whole("loss_scaler.growth_tracker", optim::int64_scalar(scaler_.growth_tracker())));
+  }
+  return fragments;
+}
+
+void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
+  wait_for_parameters();
+  NoGradGuard no_grad;
+  // Check everything this rank will read before changing anything.
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    const std::string key = "model." + names_[p];
+    if (!source.contains(key)) fail("ZeroOptimizer.load_state_fragments: the source has no '", key, "'");
+    if (source.shape(key) != parameters_[p].shape()) {
+      fail("ZeroOptimizer.load_state_fragments: '", key, "' has shape ", source.shape(key), " in the source, the model ",
+           parameters_[p].shape());
+    }
+  }
+  const bool with_optimizer = source.contains("optimizer.param_groups.0.params");
+  optim::StateDict inner;
+  if (with_optimizer) {
+    for (size_t g = 0; g < optimizer_->num_param_groups(); ++g) {
+      const std::string prefix = "optimizer.param_groups." + std::to_string(g) + ".";
+      if (!source.contains(prefix + "params")) {
+        fail("ZeroOptimizer.load_state_fragments: the source has no '", prefix, "params' (the optimizer has ",
+             optimizer_->num_param_groups(), " parameter groups)");
+      }
+      std::vector<int64_t> expected;
+      for (size_t p = 0; p < parameters_.size(); ++p) {
+        if (group_of_[p] == g) expected.push_back(index_in_groups_[p]);
+      }
+      const int64_t count = source.shape(prefix + "params").numel();
+      std::vector<int64_t> saved = count == 0 ? std::vector<int64_t>() : source.read(prefix + "params", 0, count).to_vector<int64_t>();
+      if (saved != expected) {
+        fail("ZeroOptimizer.load_state_fragments: parameter group ", g, " holds ", saved.size(),
+             " parameters in the source and ", expected.size(), " here (or other ones): the parameter groups differ");
+      }
+      for (const auto& [name, value] : optimizer_->param_group(g).hyperparameters) {
+        const std::string key = prefix + name;
+        inner["param_groups." + std::to_string(g) + "." + name] =
+            optim::float64_scalar(source.contains(key) ? read_number(source, key) : value);
+      }
+    }
+    // The shard optimizer numbers its pieces group by group, in pieces_ order.
+    std::vector<std::vector<int64_t>> piece_indices(optimizer_->num_param_groups());
+    for (size_t i = 0; i < pieces_.size(); ++i) piece_indices[group_of_[pieces_[i].parameter]].push_back(static_cast<int64_t>(i));
+    for (size_t g = 0; g < piece_indices.size(); ++g) {
+      inner["param_groups." + std::to_string(g) + ".params"] =
+          from_vector(piece_indices[g], Shape{static_cast<int64_t>(piece_indices[g].size())}, {.dtype = kInt64});
+    }
+    for (size_t i = 0; i < pieces_.size(); ++i) {
+      const Piece& piece = pieces_[i];
+      const std::string prefix = "optimizer.state." + names_[piece.parameter] + ".";
+      if (!source.contains(prefix + "step")) continue;
+      const std::string inner_prefix = "state." + std::to_string(i) + ".";
+      inner[inner_prefix + "step"] = optim::int64_scalar(static_cast<int64_t>(read_number(source, prefix + "step")));
+      for (const char* state_name : kStateNames) {
+        if (!source.contains(prefix + state_name)) continue;
+        inner[inner_prefix + state_name] =
+            source.read(prefix + state_name, piece.tensor_begin, piece.tensor_begin + piece.length).to(master_dtype_);
+      }
+    }
+  }
+
+  // Values: this rank's pieces of the trained parameters, and every buffer and untrained
+  // parameter whole (a source without them leaves them as they are).
+  for (const auto& [name, tensor] : model_->state_dict()) {
+    if (std::find(names_.begin(), names_.end(), name) != names_.end() || !source.contains("model." + name)) continue;
+    if (source.shape("model." + name) != tensor.shape()) {
+      fail("ZeroOptimizer.load_state_fragments: 'model.", name, "' has shape ", source.shape("model." + name),
+           " in the source, the model ", tensor.shape());
+    }
+    Tensor target = tensor;
+    target.copy_(source.read("model." + name, 0, tensor.numel()).to(tensor.dtype()).view(tensor.shape()));
+  }
+  for (Piece& piece : pieces_) {
+    Tensor value = source.read("model." + names_[piece.parameter], piece.tensor_begin, piece.tensor_begin + piece.length);
+    piece.master.copy_(value.to(master_dtype_));
+  }
+  if (with_optimizer) {
+    optimizer_->load_state_dict(inner);
+    for (size_t p = 0; p < parameters_.size(); ++p) {
+      const std::string key = "optimizer.state." + names_[p] + ".step";
+      steps_[p] = source.contains(key) ? static_cast<int64_t>(read_number(source, key)) : 0;
+    }
+  }
+  if (scaler_.enabled() && source.contains("loss_scaler.scale")) {
+    scaler_.load(read_number(source, "loss_scaler.scale"),
+                 static_cast<int64_t>(read_number(source, "loss_scaler.growth_tracker")));
+  }
+  refresh_compute_parameters();
+}
+
+}  // namespace dtrain::dist

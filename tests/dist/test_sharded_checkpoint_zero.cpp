@@ -1,0 +1,128 @@
+// ZeRO and plain training meet in sharded checkpoints: ZeroOptimizer's fragments saved at the
+// job's size, at stages 0-3, load into a plain model and AdamW at every smaller size; a plain
+// model and AdamW saved at every size load into ZeRO at every stage, and train on as the plain
+// run does (to rounding: ZeRO sums gradients in another order); and the resharding matrix —
+// ZeRO saved by N ranks at stage s resumes on M ranks at stage t, N, M = 1 .. the job's size.
+#include <catch2/catch.hpp>
+
+#include "tests/dist/test_sharded_checkpoint_support.h"
+#include "tests/dist/zero_test_support.h"
+
+using namespace dtrain;
+using namespace dtrain::dist;
+using namespace dtrain::dist::testing;
+
+namespace {
+
+// Steps on the same global batch of 8 rows whatever the group's size (1, 2 or 4 rows per rank
+// divide it; 3 ranks take 2 rows each of a batch of 6 instead).
+void train_zero(ZeroOptimizer& zero, int first_step, int steps, ProcessGroup& group = world()) {
+  const int64_t rows = group.size() == 3 ? 2 : 8 / group.size();
+  for (int step = first_step; step < first_step + steps; ++step) {
+    Batch whole = gpt_batch(step, rows * group.size(), kFloat64);
+    Batch mine = rows_of(whole, rows * group.rank(), rows);
+    zero.zero_grad();
+    zero.backward(cross_entropy(zero(mine.inputs), mine.targets));
+    zero.step();
+  }
+}
+
+void train_plain(Module& model, optim::Optimizer& optimizer, int first_step, int steps, int64_t rows) {
+  for (int step = first_step; step < first_step + steps; ++step) {
+    Batch whole = gpt_batch(step, rows, kFloat64);
+    optimizer.zero_grad();
+    cross_entropy(model(whole.inputs), whole.targets).backward();
+    optimizer.step();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("A ZeRO checkpoint of any stage loads into a plain model and AdamW at any size", "[sharded_checkpoint][zero]") {
+  auto groups = first_ranks_groups();
+  for (int stage : {0, 1, 2, 3}) {
+    ZeroOptimizer zero(make_gpt(kFloat64, 7), zero_optimizer<optim::AdamW>(kAdamW), {.stage = stage});
+    train_zero(zero, 0, 3);
+    SharedDirectory dir;
+    save_sharded_checkpoint(dir.path(), zero.state_fragments(), {.step = 3}, &world());
+    StateDict values = zero.full_parameters();
+    for (int readers = 1; readers <= world().size(); ++readers) {
+      ProcessGroup* reading = groups[static_cast<size_t>(readers)].get();
+      if (reading == nullptr) continue;
+      INFO("stage " << stage << ", saved by " << world().size() << ", loaded by " << readers);
+      std::shared_ptr<Module> model = make_gpt(kFloat64, 99);
+      optim::AdamW adamw(model->parameters(), kAdamW);
+      load_whole_state(ShardedCheckpoint::open(dir.path(), reading), *model, adamw, reading);
+      StateDict loaded = model->state_dict();
+      for (const auto& [name, value] : values) {
+        INFO(name);
+        CHECK(same_bytes(loaded.at(name), value));
+      }
+      CHECK(adamw.state(0).step == 3);
+    }
+    world().barrier()->wait();
+  }
+}
+
+TEST_CASE("A plain checkpoint saved at any size loads into ZeRO at every stage and trains on", "[sharded_checkpoint][zero]") {
+  auto groups = first_ranks_groups();
+  std::shared_ptr<Module> plain = make_gpt(kFloat64, 7);
+  optim::AdamW adamw(plain->parameters(), kAdamW);
+  const int64_t rows = world().size() == 3 ? 6 : 8;
+  train_plain(*plain, adamw, 0, 3, rows);
+  std::shared_ptr<Module> continued = make_gpt(kFloat64, 7);
+  optim::AdamW continued_adamw(continued->parameters(), kAdamW);
+  train_plain(*continued, continued_adamw, 0, 5, rows);
+  for (int saved = 1; saved <= world().size(); ++saved) {
+    SharedDirectory dir;
+    if (ProcessGroup* saving = groups[static_cast<size_t>(saved)].get()) {
+      save_whole_state(dir.path(), *plain, adamw, {.step = 3}, saving);
+    }
+    world().barrier()->wait();
+    for (int stage : {0, 1, 2, 3}) {
+      INFO("saved by " << saved << ", loaded at stage " << stage << " by " << world().size());
+      ZeroOptimizer zero(make_gpt(kFloat64, 99), zero_optimizer<optim::AdamW>(kAdamW), {.stage = stage});
+      zero.load_state_fragments(ShardedCheckpoint::open(dir.path(), &world()));
+      StateDict values = zero.full_parameters();
+      for (const auto& [name, value] : plain->state_dict()) CHECK(same_bytes(values.at(name), value));
+      train_zero(zero, 3, 2);
+      CHECK(max_difference(entries(zero.full_parameters()), continued->named_parameters(), true, nullptr) < 1e-9);
+    }
+  }
+}
+
+TEST_CASE("The resharding matrix: ZeRO saved by N ranks at stage s resumes on M ranks at stage t",
+          "[sharded_checkpoint][zero][matrix]") {
+  auto groups = first_ranks_groups();
+  const int world_size = world().size();
+  for (int saved = 1; saved <= world_size; ++saved) {
+    for (int saved_stage : {0, 1, 2, 3}) {
+      SharedDirectory dir;
+      if (std::shared_ptr<ProcessGroup> saving = groups[static_cast<size_t>(saved)]) {
+        ZeroOptimizer zero(make_gpt(kFloat64, 7), zero_optimizer<optim::AdamW>(kAdamW),
+                           {.stage = saved_stage, .process_group = saving});
+        train_zero(zero, 0, 2, *saving);
+        save_sharded_checkpoint(dir.path(), zero.state_fragments(), {.step = 2}, saving.get());
+      }
+      world().barrier()->wait();
+      for (int loaded = 1; loaded <= world_size; ++loaded) {
+        std::shared_ptr<ProcessGroup> loading = groups[static_cast<size_t>(loaded)];
+        if (!loading) continue;
+        for (int loaded_stage : {0, 1, 2, 3}) {
+          INFO("saved by " << saved << " ranks at stage " << saved_stage << ", loaded by " << loaded
+                           << " at stage " << loaded_stage);
+          ZeroOptimizer zero(make_gpt(kFloat64, 99), zero_optimizer<optim::AdamW>(kAdamW),
+                             {.stage = loaded_stage, .process_group = loading});
+          ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir.path(), loading.get());
+          zero.load_state_fragments(checkpoint);
+          // What it would save now is what was saved, element for element.
+          for (const TensorFragment& fragment : zero.state_fragments()) {
+            INFO(fragment.name << " [" << fragment.begin << ", " << fragment.end() << ")");
+            CHECK(same_bytes(checkpoint.read(fragment.name, fragment.begin, fragment.end()), fragment.data));
+          }
+        }
+      }
+      world().barrier()->wait();
+    }
+  }
+}

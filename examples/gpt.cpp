@@ -10,6 +10,7 @@
 //   build/gpt --checkpoint gpt.safetensors --checkpoint-every 100    # then: --resume gpt.safetensors
 //   build/gpt --help
 //   mpirun -np 2 build/gpt --threads 1        # data-parallel (DDP): --batch is per rank
+//   mpirun -np 4 build/gpt --zero-stage 2 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "dtrain.h"
 #include "examples/common/flags.h"
 #include "examples/common/metrics_log.h"
+#include "examples/common/parallel_training.h"
 #include "examples/common/program_exit.h"
 #include "examples/common/progress_line.h"
 #include "examples/common/run_flags.h"
@@ -57,6 +59,7 @@ struct Config {
   int64_t top_k = 40;
   std::string prompt = "\n";
   OptimizerChoice optimizer{.lr = 1e-3, .weight_decay = 0.1};
+  ParallelChoice parallel;
   RunFlags run;
 };
 
@@ -81,6 +84,7 @@ Config parse_flags(int argc, char** argv) {
   flags.add("top-k", config.top_k, "sample among the k likeliest bytes (0: all)");
   flags.add("prompt", config.prompt, "text the sample continues");
   add_optimizer_flags(flags, config.optimizer);
+  add_parallel_flags(flags, config.parallel);
   config.run.add_to(flags);
   flags.parse(argc, argv);
 
@@ -103,6 +107,7 @@ Config parse_flags(int argc, char** argv) {
   if (config.top_k < 0) usage_error("--top-k must be >= 0, got ", config.top_k);
   if (config.prompt.empty()) usage_error("--prompt must not be empty");
   check_optimizer_flags(config.optimizer);
+  check_parallel_flags(config.parallel);
   config.run.check_and_apply();
   return config;
 }
@@ -182,8 +187,8 @@ double unigram_entropy(const Tokens& tokens) {
 
 // Mean cross-entropy over the first max_batches batches of the validation set (all when 0),
 // without dropout or autograd.
-double validation_loss(Module& model, const std::shared_ptr<const TokenDataset>& validation, int64_t batch_size,
-                       int64_t max_batches) {
+double validation_loss(Module& model, ParallelTraining& training, const std::shared_ptr<const TokenDataset>& validation,
+                       int64_t batch_size, int64_t max_batches) {
   NoGradGuard no_grad;
   model.eval();
   DataLoader loader(validation, {.batch_size = batch_size});
@@ -192,7 +197,7 @@ double validation_loss(Module& model, const std::shared_ptr<const TokenDataset>&
   int64_t batches = 0;
   for (Batch& batch : loader) {
     if (max_batches > 0 && batches++ == max_batches) break;
-    Tensor logits = model(batch.inputs);
+    Tensor logits = training(batch.inputs);
     loss_sum += cross_entropy(logits, batch.targets, {.reduction = Reduction::Sum}).item();
     tokens += static_cast<double>(batch.targets.numel());
   }
@@ -222,7 +227,7 @@ int32_t sample_byte(const std::vector<float>& logits, double temperature, int64_
 }
 
 // prompt continued by count sampled bytes, the model seeing at most context bytes back.
-std::string sample_text(Module& model, const Config& config) {
+std::string sample_text(Module& model, ParallelTraining& training, const Config& config) {
   NoGradGuard no_grad;
   model.eval();
   Generator generator(config.run.seed);  // its own stream: sampling leaves training's untouched
@@ -234,7 +239,7 @@ std::string sample_text(Module& model, const Config& config) {
                                                                             : tokens.begin();
     std::vector<int64_t> window(start, tokens.end());
     auto length = static_cast<int64_t>(window.size());
-    Tensor logits = model(from_vector(window, {1, length})).select(1, length - 1).reshape({kVocabulary});
+    Tensor logits = training(from_vector(window, {1, length})).select(1, length - 1).reshape({kVocabulary});
     int32_t next = sample_byte(logits.to_vector<float>(), config.temperature, config.top_k, generator);
     tokens.push_back(next);
     text.push_back(static_cast<char>(next));
@@ -261,8 +266,8 @@ void run_training(const Config& config) {
   const double entropy = unigram_entropy(corpus);
 
   auto model = std::make_shared<Gpt>(config.model);
-  dist::DistributedDataParallel ddp(model);  // averages gradients across ranks in backward
-  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config.optimizer, model->parameters());
+  const int64_t parameter_count = model->parameter_count();
+  ParallelTraining training(model, config.optimizer, config.parallel);  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   optim::LrSchedule schedule = optim::warmup_cosine_lr({.max_lr = config.optimizer.lr,
@@ -272,27 +277,26 @@ void run_training(const Config& config) {
 
   int64_t step = 0;
   if (!config.run.resume.empty()) {
-    train::TrainingState state =
-        read_input([&] { return train::load_checkpoint(config.run.resume, *model, *optimizer); });
+    train::TrainingState state = read_input([&] { return training.load(config.run.resume); });
     train::restore_generator(state.generator("default"));
     loader.set_state(state.loader("train"));
     step = state.step;
     std::printf("resumed from %s at step %lld\n", config.run.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&] {
-    train::save_checkpoint(config.run.checkpoint, *model, *optimizer,
-                           {.step = step,
-                            .generators = {{"default", train::generator_state()}},
-                            .loaders = {{"train", loader.state()}},
-                            .metadata = {{"example", "gpt"}}});
+    training.save(config.run.checkpoint, {.step = step,
+                                          .generators = {{"default", train::generator_state()}},
+                                          .loaders = {{"train", loader.state()}},
+                                          .metadata = {{"example", "gpt"}}});
   };
 
   std::printf("gpt: %lld layers, d_model %lld, %lld heads, context %lld: %lld parameters; %s lr %g, batch %lld, "
-              "%lld steps, %d threads\n",
+              "%lld steps, %d threads, %s\n",
               static_cast<long long>(config.model.layers), static_cast<long long>(config.model.d_model),
               static_cast<long long>(config.model.heads), static_cast<long long>(config.model.context),
-              static_cast<long long>(model->parameter_count()), optimizer->name().c_str(), config.optimizer.lr,
-              static_cast<long long>(config.batch), static_cast<long long>(config.steps), num_threads());
+              static_cast<long long>(parameter_count), training.optimizer_name().c_str(), config.optimizer.lr,
+              static_cast<long long>(config.batch), static_cast<long long>(config.steps), num_threads(),
+              training.description().c_str());
   std::printf("corpus %s: %zu bytes (%zu train, %zu validation); unigram entropy %.4f nats/byte (%.3f bits)\n",
               config.data.c_str(), corpus.size(), split.train.size(), split.validation.size(), entropy,
               entropy / std::log(2.0));
@@ -304,12 +308,12 @@ void run_training(const Config& config) {
   while (step < last_step) {
     Batch batch = loader.next();
     double lr = schedule(step);
-    optimizer->set_lr(lr);
-    optimizer->zero_grad();
-    Tensor loss = cross_entropy(ddp(batch.inputs), batch.targets);
-    loss.backward();
-    if (config.grad_clip > 0) optim::clip_grad_norm(model->parameters(), config.grad_clip);
-    optimizer->step();
+    training.set_lr(lr);
+    training.zero_grad();
+    Tensor loss = cross_entropy(training(batch.inputs), batch.targets);
+    training.backward(loss);
+    if (config.grad_clip > 0) training.clip_grad_norm(config.grad_clip);
+    training.step();
     ++step;
 
     progress.update(step, loss.item(), tokens_per_step);
@@ -318,8 +322,8 @@ void run_training(const Config& config) {
           {{"step", step}, {"loss", progress.mean_loss()}, {"lr", lr}, {"tokens_per_s", progress.throughput()}});
       progress.reset_window();
     }
-    if (reporting_rank && (step % config.eval_every == 0 || step == last_step)) {
-      double loss_value = validation_loss(*model, validation_set, config.batch, config.eval_batches);
+    if ((reporting_rank || training.forward_is_collective()) && (step % config.eval_every == 0 || step == last_step)) {
+      double loss_value = validation_loss(*model, training, validation_set, config.batch, config.eval_batches);
       metrics.write({{"step", step}, {"val_loss", loss_value}});
       char line[160];
       std::snprintf(line, sizeof line, "step %lld: validation loss %.4f nats/byte (unigram entropy %.4f)",
@@ -327,15 +331,16 @@ void run_training(const Config& config) {
       progress.print(line);
       progress.exclude_pause();
     }
-    if (reporting_rank && !config.run.checkpoint.empty() &&
+    if (!config.run.checkpoint.empty() &&
         (step == last_step || (config.run.checkpoint_every > 0 && step % config.run.checkpoint_every == 0))) {
       save();
       progress.exclude_pause();
     }
   }
 
-  if (reporting_rank && config.sample_bytes > 0 && step == config.steps) {
-    std::string text = sample_text(*model, config);
+  std::printf("memory: %s\n", training.memory_line().c_str());
+  if ((reporting_rank || training.forward_is_collective()) && config.sample_bytes > 0 && step == config.steps) {
+    std::string text = sample_text(*model, training, config);
     std::printf("\nsampled (temperature %g, top-k %lld):\n%s\n", config.temperature,
                 static_cast<long long>(config.top_k), text.c_str());
   }

@@ -8,6 +8,7 @@
 //   build/mlp --checkpoint run.safetensors --checkpoint-every 200    # then: --resume run.safetensors
 //   build/mlp --help
 //   mpirun -np 2 build/mlp --threads 1        # data-parallel (DDP): --batch is per rank
+//   mpirun -np 4 build/mlp --zero-stage 3 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "dtrain.h"
 #include "examples/common/flags.h"
 #include "examples/common/metrics_log.h"
+#include "examples/common/parallel_training.h"
 #include "examples/common/program_exit.h"
 #include "examples/common/progress_line.h"
 #include "examples/common/run_flags.h"
@@ -36,6 +38,7 @@ struct Config {
   int64_t epochs = 2;
   int64_t steps = 0;  // when > 0, stop after this many steps instead
   OptimizerChoice optimizer;
+  ParallelChoice parallel;
   RunFlags run;
 };
 
@@ -65,6 +68,7 @@ Config parse_flags(int argc, char** argv) {
   flags.add("epochs", config.epochs, "passes over the training set");
   flags.add("steps", config.steps, "stop after this many steps instead (0: run all epochs)");
   add_optimizer_flags(flags, config.optimizer);
+  add_parallel_flags(flags, config.parallel);
   config.run.add_to(flags);
   flags.parse(argc, argv);
 
@@ -74,6 +78,7 @@ Config parse_flags(int argc, char** argv) {
   if (config.epochs < 1) usage_error("--epochs must be >= 1, got ", config.epochs);
   if (config.steps < 0) usage_error("--steps must be >= 0, got ", config.steps);
   check_optimizer_flags(config.optimizer);
+  check_parallel_flags(config.parallel);
   config.run.check_and_apply();
   return config;
 }
@@ -101,14 +106,14 @@ struct Evaluation {
   double accuracy = 0;  // fraction of test images classified correctly
 };
 
-Evaluation evaluate(Module& model, const std::shared_ptr<const FashionMnist>& test_set) {
+Evaluation evaluate(Module& model, ParallelTraining& training, const std::shared_ptr<const FashionMnist>& test_set) {
   NoGradGuard no_grad;
   model.eval();  // no dropout
   DataLoader loader(test_set, {.batch_size = 1000});
   double loss_sum = 0;
   int64_t correct = 0;
   for (Batch& batch : loader) {
-    Tensor logits = model(normalize(batch.inputs));
+    Tensor logits = training(normalize(batch.inputs));
     loss_sum += cross_entropy(logits, batch.targets, {.reduction = Reduction::Sum}).item();
     correct += static_cast<int64_t>(sum(eq(argmax(logits, 1), batch.targets)).item());
   }
@@ -135,8 +140,8 @@ void run_training(const Config& config) {
   auto test_set = read_input([&] { return std::make_shared<const FashionMnist>(config.data, Split::Test); });
 
   std::shared_ptr<Sequential> model = make_mlp(parse_widths(config.hidden), config.dropout);
-  dist::DistributedDataParallel ddp(model);  // averages gradients across ranks in backward
-  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(config.optimizer, model->parameters());
+  const int64_t parameter_count = model->parameter_count();
+  ParallelTraining training(model, config.optimizer, config.parallel);  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   const int64_t total_steps = config.steps > 0 ? config.steps : config.epochs * loader.batches_per_epoch();
@@ -148,38 +153,37 @@ void run_training(const Config& config) {
 
   int64_t step = 0;
   if (!config.run.resume.empty()) {
-    train::TrainingState state =
-        read_input([&] { return train::load_checkpoint(config.run.resume, *model, *optimizer); });
+    train::TrainingState state = read_input([&] { return training.load(config.run.resume); });
     train::restore_generator(state.generator("default"));
     loader.set_state(state.loader("train"));
     step = state.step;
     std::printf("resumed from %s at step %lld\n", config.run.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&] {
-    train::save_checkpoint(config.run.checkpoint, *model, *optimizer,
-                           {.step = step,
-                            .generators = {{"default", train::generator_state()}},
-                            .loaders = {{"train", loader.state()}},
-                            .metadata = {{"example", "mlp"}, {"hidden", config.hidden}}});
+    training.save(config.run.checkpoint, {.step = step,
+                                          .generators = {{"default", train::generator_state()}},
+                                          .loaders = {{"train", loader.state()}},
+                                          .metadata = {{"example", "mlp"}, {"hidden", config.hidden}}});
   };
 
   std::string layers = config.hidden;
   std::replace(layers.begin(), layers.end(), ',', '-');
-  std::printf("mlp: 784-%s-10, %lld parameters, %s lr %g, batch %lld, %lld steps (%lld per epoch), %d threads\n",
-              layers.c_str(), static_cast<long long>(model->parameter_count()),
-              optimizer->name().c_str(), config.optimizer.lr, static_cast<long long>(config.batch),
-              static_cast<long long>(total_steps), static_cast<long long>(loader.batches_per_epoch()), num_threads());
+  std::printf("mlp: 784-%s-10, %lld parameters, %s lr %g, batch %lld, %lld steps (%lld per epoch), %d threads, %s\n",
+              layers.c_str(), static_cast<long long>(parameter_count),
+              training.optimizer_name().c_str(), config.optimizer.lr, static_cast<long long>(config.batch),
+              static_cast<long long>(total_steps), static_cast<long long>(loader.batches_per_epoch()), num_threads(),
+              training.description().c_str());
   MetricsLog metrics(reporting_rank ? config.run.metrics : "");
   ProgressLine progress(last_step, "samples/s", config.run.log_every);
 
   while (step < last_step) {
     Batch batch = loader.next();
     double lr = schedule(step);
-    optimizer->set_lr(lr);
-    optimizer->zero_grad();
-    Tensor loss = cross_entropy(ddp(normalize(batch.inputs)), batch.targets);
-    loss.backward();
-    optimizer->step();
+    training.set_lr(lr);
+    training.zero_grad();
+    Tensor loss = cross_entropy(training(normalize(batch.inputs)), batch.targets);
+    training.backward(loss);
+    training.step();
     ++step;
 
     progress.update(step, loss.item(), batch.inputs.size(0) * dist::world_size());
@@ -189,20 +193,21 @@ void run_training(const Config& config) {
       progress.reset_window();
     }
     bool epoch_done = !loader.epoch_has_next();
-    if (reporting_rank && (epoch_done || step == last_step)) {
-      Evaluation test = evaluate(*model, test_set);
+    if ((reporting_rank || training.forward_is_collective()) && (epoch_done || step == last_step)) {
+      Evaluation test = evaluate(*model, training, test_set);
       metrics.write({{"step", step}, {"val_loss", test.loss}, {"accuracy", test.accuracy}});
       std::string when = epoch_done ? format("epoch %lld", static_cast<long long>(loader.epoch() + 1))
                                     : format("step %lld", static_cast<long long>(step));
       progress.print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
       progress.exclude_pause();
     }
-    if (reporting_rank && !config.run.checkpoint.empty() &&
+    if (!config.run.checkpoint.empty() &&
         (step == last_step || (config.run.checkpoint_every > 0 && step % config.run.checkpoint_every == 0))) {
       save();
       progress.exclude_pause();
     }
   }
+  std::printf("memory: %s\n", training.memory_line().c_str());
 }
 
 }  // namespace

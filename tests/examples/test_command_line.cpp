@@ -30,7 +30,7 @@ TEST_CASE("--help prints every flag and exits 0") {
     CHECK(result.exit_code == 0);
     CHECK(result.err.empty());
     for (const char* flag : {"--batch", "--lr", "--optimizer", "--seed", "--threads", "--checkpoint ",
-                             "--checkpoint-every", "--resume", "--metrics", "--data"}) {
+                             "--checkpoint-every", "--resume", "--metrics", "--data", "--zero-stage", "--precision"}) {
       CHECK_THAT(result.out, Contains(flag));
     }
   }
@@ -49,6 +49,8 @@ TEST_CASE("an unknown flag, a missing or malformed value exit 2 with a one-line 
   require_usage_error(run_program(kMlpProgram, {"--batch", "0"}), "mlp", "--batch must be >= 1");
   require_usage_error(run_program(kGptProgram, {"--heads", "3"}), "gpt", "--heads (3) must divide --d-model (256)");
   require_usage_error(run_program(kMlpProgram, {"stray"}), "mlp", "unexpected argument 'stray'");
+  require_usage_error(run_program(kMlpProgram, {"--zero-stage", "4"}), "mlp", "--zero-stage must be 0, 1, 2 or 3, got 4");
+  require_usage_error(run_program(kGptProgram, {"--precision", "fp8"}), "gpt", "one of fp32, bf16, fp16");
 }
 
 TEST_CASE("a missing dataset exits 2 with a one-line reason naming it") {
@@ -62,4 +64,8 @@ TEST_CASE("a checkpoint that cannot be read exits 2 with a one-line reason namin
   require_usage_error(run_program(kGptProgram, {"--steps", "1", "--d-model", "8", "--heads", "1", "--layers", "1",
                                                 "--context", "8", "--resume", "/nonexistent/run.safetensors"}),
                       "gpt", "/nonexistent/run.safetensors");
+  // A ZeRO run resumes from a sharded checkpoint directory, not a single file.
+  require_usage_error(run_program(kMlpProgram, {"--steps", "1", "--hidden", "8", "--zero-stage", "1", "--resume",
+                                                "/nonexistent/run.safetensors"}),
+                      "mlp", "a ZeRO run resumes from a sharded checkpoint directory");
 }

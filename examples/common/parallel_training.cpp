@@ -1,0 +1,170 @@
+#include "examples/common/parallel_training.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/grad_mode.h"
+#include "dist/checkpoint/sharded_checkpoint.h"
+#include "dist/checkpoint/sharded_save.h"
+#include "dist/checkpoint/whole_state.h"
+#include "dist/init.h"
+#include "examples/common/program_exit.h"
+#include "optim/clip_grad.h"
+#include "train/checkpoint.h"
+
+namespace dtrain::examples {
+
+namespace {
+
+DType compute_dtype_of(const std::string& precision) {
+  if (precision == "bf16") return kBFloat16;
+  if (precision == "fp16") return kFloat16;
+  return kFloat32;
+}
+
+std::string mebibytes(int64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+}  // namespace
+
+void add_parallel_flags(FlagParser& flags, ParallelChoice& choice) {
+  flags.add("zero-stage", choice.zero_stage,
+            "0: DDP; 1, 2, 3: ZeRO sharding of optimizer state, + gradients, + parameters");
+  flags.add_choice("precision", choice.precision, {"fp32", "bf16", "fp16"},
+                   "compute dtype; bf16 and fp16 keep fp32 master weights (fp16 scales the loss)");
+}
+
+void check_parallel_flags(const ParallelChoice& choice) {
+  if (choice.zero_stage < 0 || choice.zero_stage > 3) {
+    usage_error("--zero-stage must be 0, 1, 2 or 3, got ", choice.zero_stage);
+  }
+}
+
+ParallelTraining::ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer,
+                                   const ParallelChoice& choice)
+    : model_(std::move(model)), compute_dtype_(compute_dtype_of(choice.precision)) {
+  if (choice.zero_stage == 0 && compute_dtype_ == kFloat32) {
+    ddp_ = std::make_unique<dist::DistributedDataParallel>(model_);  // averages gradients in backward
+    optimizer_ = make_optimizer(optimizer, model_->parameters());
+    return;
+  }
+  // The shard's optimizer: the example's choice, over this rank's pieces of the fp32 masters.
+  dist::OptimizerFactory factory = [optimizer](std::vector<std::vector<Tensor>> groups) {
+    std::vector<Tensor> pieces;
+    for (auto& group : groups) pieces.insert(pieces.end(), group.begin(), group.end());
+    return make_optimizer(optimizer, std::move(pieces));
+  };
+  dist::ZeroOptions options{.stage = static_cast<int>(choice.zero_stage)};
+  if (compute_dtype_ != kFloat32) options.compute_dtype = compute_dtype_;
+  zero_ = std::make_unique<dist::ZeroOptimizer>(model_, std::move(factory), options);
+}
+
+Tensor ParallelTraining::operator()(const Tensor& input) {
+  // Without autograd (evaluation, sampling) DDP has nothing to synchronise: the module alone, so
+  // that rank 0 can evaluate while the others wait.
+  if (ddp_) return grad_mode_enabled() ? (*ddp_)(input) : (*model_)(input);
+  const bool cast = is_floating(input.dtype()) && input.dtype() != compute_dtype_;
+  Tensor output = (*zero_)(cast ? input.to(compute_dtype_) : input);
+  return is_floating(output.dtype()) && output.dtype() != kFloat32 ? output.to(kFloat32) : output;
+}
+
+void ParallelTraining::backward(const Tensor& loss) {
+  if (ddp_) {
+    loss.backward();
+  } else {
+    zero_->backward(loss);
+  }
+}
+
+void ParallelTraining::clip_grad_norm(double max_norm) {
+  if (ddp_) {
+    optim::clip_grad_norm(model_->parameters(), max_norm);
+  } else {
+    zero_->clip_grad_norm(max_norm);
+  }
+}
+
+bool ParallelTraining::step() {
+  if (!ddp_) return zero_->step();
+  optimizer_->step();
+  return true;
+}
+
+void ParallelTraining::zero_grad() {
+  if (ddp_) {
+    optimizer_->zero_grad();
+  } else {
+    zero_->zero_grad();
+  }
+}
+
+void ParallelTraining::set_lr(double lr) {
+  if (ddp_) {
+    optimizer_->set_lr(lr);
+  } else {
+    zero_->set_lr(lr);
+  }
+}
+
+std::string ParallelTraining::description() const {
+  if (ddp_) return "DDP, fp32";
+  std::string text = "ZeRO stage " + std::to_string(zero_->stage());
+  text += compute_dtype_ == kFloat32 ? ", fp32" : std::string(", ") + dtype_name(compute_dtype_) + " compute, fp32 masters";
+  return text;
+}
+
+std::string ParallelTraining::optimizer_name() const { return ddp_ ? optimizer_->name() : zero_->optimizer().name(); }
+
+std::string ParallelTraining::memory_line() const {
+  if (zero_) return zero_->memory_report().str();
+  MemoryStats stats = memory_stats();
+  auto counter = [&](MemoryTag tag) {
+    return mebibytes(stats[tag].current) + " (peak " + mebibytes(stats[tag].peak) + ")";
+  };
+  return "ddp rank " + std::to_string(dist::rank()) + "/" + std::to_string(dist::world_size()) +
+         ": params " + counter(MemoryTag::Parameters) + ", grads " + counter(MemoryTag::Gradients) +
+         ", optimizer " + counter(MemoryTag::OptimizerState) + ", comm " + counter(MemoryTag::Communication);
+}
+
+void ParallelTraining::save(const std::string& path, const train::TrainingState& state) {
+  if (zero_) {
+    dist::save_sharded_checkpoint(path, zero_->state_fragments(), state, &dist::world());
+  } else if (std::filesystem::is_directory(path)) {
+    dist::save_whole_state(path, *model_, *optimizer_, state, &dist::world());
+  } else if (dist::rank() == 0) {
+    train::save_checkpoint(path, *model_, *optimizer_, state);
+  }
+}
+
+train::TrainingState ParallelTraining::load(const std::string& path) {
+  if (!std::filesystem::is_directory(path)) {
+    if (zero_) {
+      usage_error("--resume ", path, ": a ZeRO run resumes from a sharded checkpoint directory (one that a run with "
+                  "--zero-stage 1-3 or --precision bf16/fp16 wrote, or dist::save_whole_state)");
+    }
+    return train::load_checkpoint(path, *model_, *optimizer_);
+  }
+  auto checkpoint = dist::ShardedCheckpoint::open(path, &dist::world());
+  if (zero_) {
+    zero_->load_state_fragments(checkpoint);
+  } else {
+    dist::load_whole_state(checkpoint, *model_, *optimizer_, &dist::world());
+  }
+  train::TrainingState state = checkpoint.training_state();
+  // Saved at another world size, every rank got rank 0's loader position, counted in batches of
+  // that world size: continue at the same fraction of the epoch (see README, "Sharded checkpoints").
+  if (checkpoint.saved_world_size() != dist::world_size()) {
+    for (auto& [name, loader] : state.loaders) {
+      loader.batch = loader.batch * checkpoint.saved_world_size() / dist::world_size();
+    }
+  }
+  return state;
+}
+
+}  // namespace dtrain::examples

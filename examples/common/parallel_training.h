@@ -1,0 +1,79 @@
+#pragma once
+// How an example trains on one rank or many: DistributedDataParallel with a plain optimizer
+// (--zero-stage 0, fp32), or dist::ZeroOptimizer (--zero-stage 1|2|3, or any stage with
+// --precision bf16|fp16: fp32 master weights in the shard). Without mpirun both are a world of
+// one. The training loop is the same either way:
+//
+//   ParallelTraining training(model, config.optimizer, config.parallel);
+//   training.set_lr(lr);
+//   training.zero_grad();
+//   Tensor loss = cross_entropy(training(batch.inputs), batch.targets);
+//   training.backward(loss);
+//   training.step();
+//
+// Checkpoints: with DDP a single file (train/checkpoint.h) that rank 0 writes, unless the path
+// is an existing directory; with ZeRO a sharded checkpoint directory (dist/checkpoint/) that
+// every rank writes its part of. Either mode resumes from a sharded directory saved at any world
+// size and stage; a single file resumes a DDP run only.
+#include <memory>
+#include <string>
+
+#include "dist/ddp.h"
+#include "dist/zero/zero_optimizer.h"
+#include "examples/common/flags.h"
+#include "examples/common/optimizer_choice.h"
+#include "layers/module.h"
+#include "optim/optimizer.h"
+#include "train/training_state.h"
+
+namespace dtrain::examples {
+
+struct ParallelChoice {
+  int64_t zero_stage = 0;          // 0: DDP (or ZeRO's replicated stage 0 with bf16/fp16), 1-3: ZeRO
+  std::string precision = "fp32";  // fp32 | bf16 | fp16: the dtype forward and backward run in
+};
+
+void add_parallel_flags(FlagParser& flags, ParallelChoice& choice);
+void check_parallel_flags(const ParallelChoice& choice);
+
+class ParallelTraining {
+ public:
+  ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer, const ParallelChoice& choice);
+
+  // The model's forward. Floating inputs are cast to the compute dtype, and floating outputs come
+  // back in float32, so losses are computed in fp32 (as PyTorch's autocast does).
+  Tensor operator()(const Tensor& input);
+  // Backward from loss (scaled first with fp16); gradients are averaged across ranks.
+  void backward(const Tensor& loss);
+  // Scales gradients to a global 2-norm of at most max_norm.
+  void clip_grad_norm(double max_norm);
+  // False when fp16 gradients overflowed (every rank skipped the step).
+  bool step();
+  void zero_grad();
+  void set_lr(double lr);
+
+  // With ZeRO stage 3 the parameters live in shards and every forward gathers them: evaluation
+  // must run on every rank, not on rank 0 alone.
+  bool forward_is_collective() const { return zero_ && zero_->stage() == 3; }
+  // "DDP" or "ZeRO stage 2, bf16 compute" — for the start-up line.
+  std::string description() const;
+  std::string optimizer_name() const;
+  // ZeRO's per-rank memory report line; with DDP, the allocator's counters for parameters,
+  // gradients and optimizer state.
+  std::string memory_line() const;
+
+  // Collective in ZeRO mode (every rank calls it); with DDP only rank 0 writes a single file.
+  void save(const std::string& path, const train::TrainingState& state);
+  // Loads path into model and optimizer and returns the training state to continue from. Every
+  // rank calls it.
+  train::TrainingState load(const std::string& path);
+
+ private:
+  std::shared_ptr<Module> model_;
+  DType compute_dtype_ = kFloat32;
+  std::unique_ptr<dist::DistributedDataParallel> ddp_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<dist::ZeroOptimizer> zero_;
+};
+
+}  // namespace dtrain::examples

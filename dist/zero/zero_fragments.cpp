@@ -2,9 +2,12 @@
 // stage (dist/tensor_fragment.h names the tensors).
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <utility>
 
 #include "core/grad_mode.h"
 #include "core/ops/factory.h"
+#include "dist/checkpoint/rank_agreement.h"
 #include "dist/zero/zero_optimizer.h"
 #include "optim/state_dict.h"
 
@@ -70,7 +73,16 @@ std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
 void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
   wait_for_parameters();
   NoGradGuard no_grad;
-  // Check everything this rank will read before changing anything.
+  // Read and check everything this rank needs before changing anything. A problem only this
+  // rank can see (its part of a shard file is damaged) must stop every rank: the ranks agree on
+  // the outcome of the reads before any of them applies them or enters a collective.
+  const bool with_optimizer = source.contains("optimizer.param_groups.0.params");
+  optim::StateDict inner;
+  std::vector<std::pair<Tensor, Tensor>> buffer_values;  // (model tensor, value to copy in)
+  std::vector<Tensor> piece_values;                      // by piece
+  std::vector<int64_t> steps(parameters_.size(), 0);
+  std::optional<std::pair<double, int64_t>> scaler_state;
+  agree_on_errors(group_.get(), "ZeroOptimizer.load_state_fragments", [&] {
   for (size_t p = 0; p < parameters_.size(); ++p) {
     const std::string key = "model." + names_[p];
     if (!source.contains(key)) fail("ZeroOptimizer.load_state_fragments: the source has no '", key, "'");
@@ -79,8 +91,6 @@ void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
            parameters_[p].shape());
     }
   }
-  const bool with_optimizer = source.contains("optimizer.param_groups.0.params");
-  optim::StateDict inner;
   if (with_optimizer) {
     for (size_t g = 0; g < optimizer_->num_param_groups(); ++g) {
       const std::string prefix = "optimizer.param_groups." + std::to_string(g) + ".";
@@ -133,24 +143,35 @@ void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
       fail("ZeroOptimizer.load_state_fragments: 'model.", name, "' has shape ", source.shape("model." + name),
            " in the source, the model ", tensor.shape());
     }
-    Tensor target = tensor;
-    target.copy_(source.read("model." + name, 0, tensor.numel()).to(tensor.dtype()).view(tensor.shape()));
+    buffer_values.emplace_back(tensor, source.read("model." + name, 0, tensor.numel()).to(tensor.dtype()).view(tensor.shape()));
   }
   for (Piece& piece : pieces_) {
     Tensor value = source.read("model." + names_[piece.parameter], piece.tensor_begin, piece.tensor_begin + piece.length);
-    piece.master.copy_(value.to(master_dtype_));
+    piece_values.push_back(value.to(master_dtype_));
   }
   if (with_optimizer) {
-    optimizer_->load_state_dict(inner);
     for (size_t p = 0; p < parameters_.size(); ++p) {
       const std::string key = "optimizer.state." + names_[p] + ".step";
-      steps_[p] = source.contains(key) ? static_cast<int64_t>(read_number(source, key)) : 0;
+      steps[p] = source.contains(key) ? static_cast<int64_t>(read_number(source, key)) : 0;
     }
   }
   if (scaler_.enabled() && source.contains("loss_scaler.scale")) {
-    scaler_.load(read_number(source, "loss_scaler.scale"),
-                 static_cast<int64_t>(read_number(source, "loss_scaler.growth_tracker")));
+    scaler_state = std::make_pair(read_number(source, "loss_scaler.scale"),
+                                  static_cast<int64_t>(read_number(source, "loss_scaler.growth_tracker")));
   }
+  });  // agree_on_errors
+
+  // Apply: the inner optimizer checks its dict completely before changing anything.
+  if (with_optimizer) {
+    optimizer_->load_state_dict(inner);
+    steps_ = steps;
+  }
+  for (auto& [target, value] : buffer_values) {
+    Tensor destination = target;
+    destination.copy_(value);
+  }
+  for (size_t i = 0; i < pieces_.size(); ++i) pieces_[i].master.copy_(piece_values[i]);
+  if (scaler_state) scaler_.load(scaler_state->first, scaler_state->second);
   refresh_compute_parameters();
 }
 

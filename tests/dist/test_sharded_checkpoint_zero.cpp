@@ -126,3 +126,31 @@ TEST_CASE("The resharding matrix: ZeRO saved by N ranks at stage s resumes on M 
     }
   }
 }
+
+TEST_CASE("ZeRO loading a checkpoint whose shard only the last rank reads is damaged: every rank raises",
+          "[sharded_checkpoint][zero][errors]") {
+  ZeroOptimizer zero(make_gpt(kFloat64, 7), zero_optimizer<optim::AdamW>(kAdamW), {.stage = 2});
+  train_zero(zero, 0, 2);
+  SharedDirectory dir;
+  save_sharded_checkpoint(dir.path(), zero.state_fragments(), {.step = 2}, &world());
+  const std::string last_shard = shard_file_name(world().size() - 1, world().size());
+  world().barrier()->wait();
+  if (world().rank() == 0) std::filesystem::remove(dir / last_shard);
+  world().barrier()->wait();
+
+  // A second optimizer, at the same size and stage: each rank reads its own pieces, so at more
+  // than one rank only the last one opens the missing file.
+  ZeroOptimizer fresh(make_gpt(kFloat64, 99), zero_optimizer<optim::AdamW>(kAdamW), {.stage = 2});
+  StateDict before = fresh.full_parameters();
+  ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir.path());
+  CHECK_THROWS_WITH(fresh.load_state_fragments(checkpoint),
+                    Catch::Matchers::Contains("ZeroOptimizer.load_state_fragments") &&
+                        Catch::Matchers::Contains(last_shard));
+  // Nothing changed on any rank, and the ranks still train in step.
+  StateDict after = fresh.full_parameters();
+  for (const auto& [name, value] : before) {
+    INFO(name);
+    CHECK(same_bytes(after.at(name), value));
+  }
+  train_zero(fresh, 0, 1);
+}

@@ -58,6 +58,8 @@ const char* unary_op_name(UnaryOp op) {
   return "unary";
 }
 
+DType statistics_dtype(DType dtype) { return dtype == kBFloat16 || dtype == kFloat16 ? kFloat32 : dtype; }
+
 namespace {
 std::array<Backend*, kDeviceTypeCount>& backends() {
   static std::array<Backend*, kDeviceTypeCount> table{&cpu::backend(), nullptr};

@@ -37,6 +37,48 @@ struct RandomStream {
   uint64_t offset = 0;
 };
 
+// The fused kernels of a training step (layers/layer_norm.cpp, layers/loss.cpp,
+// optim/adam_update.cpp call them). Their tensors are contiguous. The per-row statistics (mean,
+// rstd, log-sum-exp, row loss) have the statistics dtype: float32 for 16-bit inputs, else the
+// input's (statistics_dtype below).
+DType statistics_dtype(DType dtype);
+
+// One parameter of a fused Adam(W) step. exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad,
+// master when the parameter is 16-bit and keeps a float32 master copy) are in the statistics
+// dtype of param; grad has param's dtype. With a master, the update runs on the master and param
+// receives its rounded value.
+struct AdamTensors {
+  Tensor param;
+  Tensor grad;
+  Tensor exp_avg;
+  Tensor exp_avg_sq;
+  Tensor max_exp_avg_sq;  // undefined without amsgrad
+  Tensor master;          // undefined without a master copy
+};
+
+// The numbers of one Adam(W) step, computed in double once (optim/adam_update.cpp).
+struct AdamStepScalars {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double step_size = 0.0;              // lr / (1 - beta1^t)
+  double bias_correction2_sqrt = 1.0;  // sqrt(1 - beta2^t)
+  double decay_factor = 1.0;           // 1 - lr * weight_decay
+  bool l2 = false;                     // g += weight_decay * p
+  bool decoupled = false;              // p *= decay_factor
+};
+
+// What linear applies after the bias (Backend::linear).
+enum class LinearActivation : uint8_t { None, GeluTanh };
+
+// The geometry of a 2-d convolution with a square kernel (layers/conv.h).
+struct Convolution2d {
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t dilation = 1;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -84,6 +126,42 @@ class Backend {
 
   // Fills a contiguous out from the Philox stream (see core/random.h for the numbering).
   virtual void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) = 0;
+
+  // LayerNorm of each row of x [rows, size]: out = (x - mean) * rstd (* weight) (+ bias), with
+  // mean and rstd [rows] saved for the backward. weight and bias [size] may be undefined.
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
+                          Tensor& mean, Tensor& rstd) = 0;
+  // The gradients of layer_norm; grad_x, grad_weight and grad_bias are written where defined.
+  // grad_weight and grad_bias sum over rows in a fixed order (reproducible).
+  virtual void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) = 0;
+  // Per row of logits [rows, classes] with Int64 targets [rows] (checked by the caller): lse =
+  // log sum exp(x), loss = lse - (1 - s) x[target] - (s / classes) sum x; 0 for ignored rows.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,
+                             Tensor& lse, Tensor& loss) = 0;
+  // grad [rows, classes] = scale_r * (softmax(x_r) - s / classes - (1 - s) [c == target_r]), 0 for
+  // ignored rows; scale_r = upstream[r] when per_row, else upstream[0] / divisor (in double).
+  // upstream has the logits' dtype. The probabilities are never stored.
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                      const Tensor& upstream, bool per_row, double divisor, int64_t ignore_index,
+                                      double label_smoothing, Tensor& grad) = 0;
+  // One Adam(W) step over many parameters at once (formulas in optim/adam_update.h).
+  virtual void adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) = 0;
+  // out [M, N] = activation(rows [M, K] @ weight [N, K]^T + bias [N]); bias may be undefined.
+  // With an activation, pre_activation [M, N] receives the value before it (for the backward);
+  // without, pre_activation is undefined. out and pre_activation are contiguous; rows and weight
+  // any strides. The CPU runs matmul, then add, then the activation; CUDA fuses the bias and the
+  // activation into the GEMM's epilogue (cuBLASLt) where the shapes allow.
+  virtual void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation,
+                      Tensor& out, Tensor& pre_activation) = 0;
+  // out [N, O, OH, OW] = the cross-correlation of x [N, C, H, W] with weight [O, C, k, k] (no
+  // bias); all contiguous, one floating dtype. These two return false, having done nothing, when
+  // the device has no kernel for the case (no cuDNN, or cuDNN declines it): the caller then runs
+  // its composed ops (layers/conv.cpp's im2col and matmul, which is the CPU's kernel).
+  virtual bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) = 0;
+  // grad_x and grad_weight (each written where defined) from grad_out [N, O, OH, OW].
+  virtual bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                                      Convolution2d geometry, Tensor& grad_x, Tensor& grad_weight) = 0;
 };
 
 void register_backend(DeviceType type, Backend* backend);

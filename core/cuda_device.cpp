@@ -2,18 +2,19 @@
 #include "core/cuda_device.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <climits>
 #include <cstdlib>
 #include <mutex>
-#include <vector>
 
 #include "core/error.h"
+#include "core/plugin_library.h"
 
 namespace dtrain::cuda {
 namespace detail {
 namespace {
+
+using dtrain::detail::open_plugin_library;
+using dtrain::detail::OpenedPluginLibrary;
 
 constexpr const char* kLibraryName = "libdtrain_cuda.so";
 
@@ -29,53 +30,20 @@ LoaderState& loader() {
   return *state;
 }
 
-std::string executable_directory() {
-  char path[PATH_MAX];
-  ssize_t length = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (length <= 0) return "";
-  std::string full(path, static_cast<size_t>(length));
-  size_t slash = full.rfind('/');
-  return slash == std::string::npos ? "" : full.substr(0, slash);
-}
-
-// Candidate paths in search order; the last, a bare name, asks the dynamic loader to search.
-std::vector<std::string> candidate_paths() {
-  std::vector<std::string> paths;
-  if (const char* from_environment = std::getenv("DTRAIN_CUDA_LIBRARY"); from_environment && *from_environment) {
-    paths.emplace_back(from_environment);
-    return paths;  // an explicit choice: nothing else is tried
-  }
-  std::string directory = executable_directory();
-  if (!directory.empty()) paths.push_back(directory + "/" + kLibraryName);
-#ifdef DTRAIN_CUDA_LIBRARY_PATH
-  paths.emplace_back(DTRAIN_CUDA_LIBRARY_PATH);
-#endif
-  paths.emplace_back(kLibraryName);
-  return paths;
-}
-
 // Loads the library and runs its init; returns the error text, empty on success.
 std::string load() {
-#ifndef DTRAIN_CUDA_LIBRARY_PATH
+#ifdef DTRAIN_CUDA_LIBRARY_PATH
+  const char* build_path = DTRAIN_CUDA_LIBRARY_PATH;
+#else
   if (std::getenv("DTRAIN_CUDA_LIBRARY") == nullptr) {
     return "this build of dtrain has no CUDA backend (configure with -DDTRAIN_CUDA=ON where nvcc is installed, "
            "or point DTRAIN_CUDA_LIBRARY at a libdtrain_cuda.so)";
   }
+  const char* build_path = nullptr;
 #endif
-  std::string attempts;
-  void* handle = nullptr;
-  for (const std::string& path : candidate_paths()) {
-    bool bare_name = path.find('/') == std::string::npos;
-    if (!bare_name && access(path.c_str(), F_OK) != 0) {
-      attempts += "\n  " + path + ": no such file";
-      continue;
-    }
-    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle != nullptr) break;
-    const char* reason = dlerror();
-    attempts += "\n  " + path + ": " + (reason ? reason : "dlopen failed");
-  }
-  if (handle == nullptr) return "the CUDA backend library could not be loaded; tried:" + attempts;
+  OpenedPluginLibrary opened = open_plugin_library({kLibraryName, "DTRAIN_CUDA_LIBRARY", build_path});
+  void* handle = opened.handle;
+  if (handle == nullptr) return "the CUDA backend library could not be loaded; tried:" + opened.attempts;
   auto init = reinterpret_cast<BackendInit>(dlsym(handle, kBackendInitSymbol));
   if (init == nullptr) {
     return std::string("the CUDA backend library has no entry point ") + kBackendInitSymbol + " (a stale build?)";

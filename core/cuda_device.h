@@ -79,7 +79,7 @@ class Runtime {
 
 // Bumped whenever Runtime, Backend, Allocator or the Tensor layout change: core refuses a
 // library built against another version.
-inline constexpr int kBackendAbiVersion = 1;
+inline constexpr int kBackendAbiVersion = 2;  // 2: fused kernels (layer_norm, cross_entropy, adam_update, linear, convolution2d)
 
 // The library's entry point, found with dlsym. Returns null on success, else why it failed
 // (no device, a driver too old, ...), a string that lives as long as the library.

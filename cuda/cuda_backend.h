@@ -28,6 +28,23 @@ class CudaBackend final : public Backend {
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
+  // Fused training kernels (cuda/kernels/layer_norm_kernels.cu, cross_entropy_kernels.cu,
+  // adam_kernels.cu): every floating dtype, statistics in float32 for the 16-bit ones.
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out, Tensor& mean,
+                  Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                           const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) override;
+  void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,
+                     Tensor& lse, Tensor& loss) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& upstream,
+                              bool per_row, double divisor, int64_t ignore_index, double label_smoothing,
+                              Tensor& grad) override;
+  void adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) override;
+  void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation, Tensor& out,
+              Tensor& pre_activation) override;
+  bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
+  bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+                              Tensor& grad_x, Tensor& grad_weight) override;
 };
 
 Backend& backend();

@@ -6,6 +6,7 @@
 
 #include "core/allocator.h"
 #include "core/grad_mode.h"
+#include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
 
@@ -105,6 +106,7 @@ Tensor DistributedDataParallel::operator()(const Tensor& input) {
   // enter would wait forever.
   if (options_.broadcast_buffers && !buffers_.empty() && module_->is_training()) broadcast_from_rank0(buffers_);
   Tensor output = (*module_)(input);
+  inject_delay_after_forward(output);  // test only (DTRAIN_TEST_INJECT_DELAYS_US)
   if (sync_enabled_ && grad_mode_enabled() && output.defined() && output.requires_grad()) {
     reducer_->prepare_for_backward(output);
   }

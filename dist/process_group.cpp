@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/ops/factory.h"
 #include "dist/collective_checker.h"
+#include "dist/cuda_communication.h"
 
 namespace dtrain::dist {
 namespace {
@@ -101,6 +102,10 @@ bool ProcessGroup::has_backend(DeviceType type) const { return backends_[static_
 
 CommunicationBackend& ProcessGroup::backend_for(Device device) {
   auto& backend = backends_[static_cast<int>(device.type)];
+  if (!backend && device.is_cuda() && has_backend(DeviceType::CPU)) {
+    // Chosen at the group's first CUDA collective, which every rank issues (dist/cuda_communication.h).
+    backend = create_cuda_backend(*this, device);
+  }
   if (!backend) {
     fail("the ", str(), " has no communication backend for ", device.type == DeviceType::CPU ? "cpu" : "cuda",
          " tensors", device.is_cuda() ? " (the NCCL backend needs a CUDA build)" : "");

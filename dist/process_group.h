@@ -2,8 +2,14 @@
 // ProcessGroup: collectives over a set of ranks. Every collective is asynchronous and returns a
 // Work handle; tensors must be contiguous and stay alive (and unmodified) until wait() returns.
 // The group dispatches each call to the communication backend of the tensors' device — MPI for
-// CPU tensors, NCCL for CUDA tensors once that backend exists — chosen at run time, so DDP and
-// ZeRO are written once for both.
+// CPU tensors; for CUDA tensors NCCL, or the staged path through MPI where NCCL cannot be used,
+// chosen at the group's first CUDA collective (dist/cuda_communication.h) — so DDP and ZeRO are
+// written once for both.
+//
+// CUDA tensors (NCCL). A collective runs on the backend's own stream, after the kernels queued so
+// far on the issuing thread's stream (an event), and wait() makes the waiting thread's stream
+// wait for it (an event) without blocking the host, as PyTorch's ProcessGroupNCCL: kernels queued
+// after wait() see the result, and the host sees it through any copy to the host.
 //
 // Every rank of a group must issue the same collectives in the same order (as MPI requires);
 // with one communication thread per process that order holds across groups too: collectives
@@ -55,7 +61,7 @@ class CommunicationBackend {
   // The backend of a sub-group (MPI_Comm_split semantics): every rank of this group calls it;
   // ranks with the same color >= 0 form one sub-group, ordered by key, then by rank here. Returns
   // null for color < 0. The default returns null: the sub-group has no backend of this kind (a
-  // collective on its tensors raises).
+  // collective on its CPU tensors raises; for CUDA tensors the sub-group chooses its own).
   virtual std::unique_ptr<CommunicationBackend> split(int color, int key) { return nullptr; }
 };
 
@@ -84,7 +90,8 @@ class ProcessGroup {
   std::shared_ptr<ProcessGroup> split(int color, int key = 0);
 
   void set_backend(DeviceType type, std::unique_ptr<CommunicationBackend> backend);
-  // Raises, naming the device, when the group has no backend for it.
+  // Raises, naming the device, when the group has no backend for it. The CUDA backend is created
+  // here, collectively, at the group's first CUDA collective (dist/cuda_communication.h).
   CommunicationBackend& backend_for(Device device);
   bool has_backend(DeviceType type) const;
 

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/backend.h"
+#include "core/graph.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
 #include "core/ops/join.h"
@@ -65,6 +67,41 @@ Tensor im2col(const Tensor& x, const Window2d& window) {
   return windows.view({n, c * k2, windows.size(3) * windows.size(4)});
 }
 
+namespace {
+
+// The device's own convolution kernel (cuDNN on CUDA) as one autograd node, or an undefined tensor
+// when the device has none for this case (the CPU never has: its kernel is the im2col path below).
+Tensor device_convolution(const Tensor& x_in, const Tensor& weight_in, const Window2d& window, int64_t out_h,
+                          int64_t out_w) {
+  if (x_in.device().is_cpu() || !is_floating(x_in.dtype()) || weight_in.dtype() != x_in.dtype() ||
+      weight_in.device() != x_in.device()) {
+    return Tensor();
+  }
+  const Tensor x = contiguous(x_in), weight = contiguous(weight_in);
+  const Convolution2d geometry{.stride = window.stride, .padding = window.padding, .dilation = window.dilation};
+  Tensor out = empty({x.size(0), weight.size(0), out_h, out_w}, {.dtype = x.dtype(), .device = x.device()});
+  if (!backend_for(x.device()).convolution2d(x, weight, geometry, out)) return Tensor();
+  if (any_requires_grad({&x, &weight})) {
+    const bool need_x = x.requires_grad(), need_weight = weight.requires_grad();
+    SavedTensor saved_x(x), saved_weight(weight);
+    record("conv2d", {x, weight}, {out}, [=](const GradientList& g) {
+      const Tensor grad_out = contiguous(g[0]);
+      const Tensor input = saved_x.unpack("conv2d"), filter = saved_weight.unpack("conv2d");
+      const TensorOptions like{.dtype = input.dtype(), .device = input.device()};
+      Tensor grad_x = need_x ? empty(input.shape(), like) : Tensor();
+      Tensor grad_weight = need_weight ? empty(filter.shape(), like) : Tensor();
+      if (!backend_for(input.device()).convolution2d_backward(grad_out, input, filter, geometry, grad_x, grad_weight)) {
+        fail("conv2d: the device ran the forward convolution but declined its backward (input ", input.shape(),
+             ", weight ", filter.shape(), ", ", input.dtype(), " on ", input.device(), ")");
+      }
+      return GradientList{grad_x, grad_weight};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
               int64_t dilation) {
   check_defined(x, "conv2d", "x");
@@ -83,6 +120,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   const Window2d window{.kernel = weight.size(2), .stride = stride, .padding = padding, .dilation = dilation};
   const int64_t out_h = window.output_size(x.size(2), "conv2d");
   const int64_t out_w = window.output_size(x.size(3), "conv2d");
+  if (Tensor out = device_convolution(x, weight, window, out_h, out_w); out.defined()) {
+    return bias.defined() ? add(out, bias.view({out_channels, 1, 1})) : out;
+  }
   Tensor columns = im2col(x, window);  // [N, in*k*k, OH*OW]
   // [out, in*k*k] @ [N, in*k*k, OH*OW] -> [N, out, OH*OW], the weight broadcast over the batch.
   Tensor out = matmul(weight.reshape({out_channels, -1}), columns);

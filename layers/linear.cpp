@@ -1,8 +1,10 @@
 #include "layers/linear.h"
 
+#include "core/backend.h"
 #include "core/grad_mode.h"
 #include "core/graph.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/factory.h"
 #include "core/ops/matmul.h"
 #include "core/ops/reduce.h"
 #include "core/ops/view.h"
@@ -10,46 +12,83 @@
 
 namespace dtrain {
 
-Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
-  check_defined(input, "linear", "input");
-  check_defined(weight, "linear", "weight");
-  if (weight.dim() != 2) fail("linear: expected a 2-d weight [out, in], got shape ", weight.shape());
+namespace {
+
+void check_linear_arguments(const Tensor& input, const Tensor& weight, const Tensor& bias, const char* op) {
+  check_defined(input, op, "input");
+  check_defined(weight, op, "weight");
+  if (weight.dim() != 2) fail(op, ": expected a 2-d weight [out, in], got shape ", weight.shape());
   if (input.dim() == 0 || input.size(-1) != weight.size(1)) {
-    fail("linear: expected input [..., ", weight.size(1), "] for weight of shape ", weight.shape(), ", got input of shape ",
+    fail(op, ": expected input [..., ", weight.size(1), "] for weight of shape ", weight.shape(), ", got input of shape ",
          input.shape());
   }
   if (input.dtype() != weight.dtype()) {
-    fail("linear: expected input of the weight's dtype ", weight.dtype(), ", got ", input.dtype(),
+    fail(op, ": expected input of the weight's dtype ", weight.dtype(), ", got ", input.dtype(),
          " (convert the input, or the module with .to(dtype))");
   }
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))) {
-    fail("linear: expected bias of shape [", weight.size(0), "], got ", bias.shape());
+    fail(op, ": expected bias of shape [", weight.size(0), "], got ", bias.shape());
   }
+  if (input.device() != weight.device() || (bias.defined() && bias.device() != weight.device())) {
+    fail(op, ": expected input, weight and bias on one device, got ", input.device(), ", ", weight.device(),
+         bias.defined() ? " and " : "", bias.defined() ? bias.device() : weight.device());
+  }
+}
+
+// The product of Backend::linear as one autograd node. With an activation, its backward first
+// takes the activation's gradient at the saved pre-activation value.
+Tensor linear_node(const Tensor& input, const Tensor& weight, const Tensor& bias_in, LinearActivation activation,
+                   const char* op) {
+  // A bias of another dtype is converted (as adding it in place always did); its gradient flows back.
+  const Tensor bias = bias_in.defined() && bias_in.dtype() != input.dtype() ? bias_in.to(input.dtype()) : bias_in;
   // Leading dims fold into rows: [rows, in] @ W^T is one GEMM (W^T is a strided view, no copy).
   Shape output_shape = input.shape();
   output_shape.back() = weight.size(0);
   const Tensor rows = reshape(input, {-1, weight.size(1)});
-  Tensor output;
+  const TensorOptions like_input{.dtype = input.dtype(), .device = input.device()};
+  Tensor output = empty({rows.size(0), weight.size(0)}, like_input);
+  Tensor pre_activation = activation == LinearActivation::None ? Tensor() : empty(output.shape(), like_input);
   {
     NoGradGuard no_grad;  // recorded below as one node, with the backward written out
-    output = matmul(rows, transpose(weight, 0, 1));
-    if (bias.defined()) output.add_(bias);  // in place: output is fresh and nothing else sees it
+    backend_for(input.device()).linear(rows, weight, bias, activation, output, pre_activation);
   }
   if (any_requires_grad({&rows, &weight, &bias})) {
     const bool need_input = rows.requires_grad(), need_weight = weight.requires_grad();
     const bool need_bias = bias.defined() && bias.requires_grad();
     SavedTensor saved_rows(need_weight ? rows : Tensor()), saved_weight(need_input ? weight : Tensor());
-    record("linear", {rows, weight, bias}, {output}, [=](const GradientList& g) {
+    SavedTensor saved_pre_activation(pre_activation);
+    record(op, {rows, weight, bias}, {output}, [=](const GradientList& g) {
+      Tensor grad_output = g[0];
+      if (activation == LinearActivation::GeluTanh) {
+        const Tensor pre = saved_pre_activation.unpack(op);
+        Tensor grad_pre = empty(pre.shape(), {.dtype = pre.dtype(), .device = pre.device()});
+        backend_for(pre.device()).binary(BinaryOp::GeluTanhBackward, pre, expand(grad_output, pre.shape()), grad_pre);
+        grad_output = grad_pre;
+      }
       // dx = dy W, dW = dy^T x (made [out, in] directly, so the weight's gradient needs no
       // transposed copy), db = column sums of dy.
-      const Tensor& grad_output = g[0];
-      Tensor grad_rows = need_input ? matmul(grad_output, saved_weight.unpack("linear")) : Tensor();
-      Tensor grad_weight = need_weight ? matmul(transpose(grad_output, 0, 1), saved_rows.unpack("linear")) : Tensor();
+      Tensor grad_rows = need_input ? matmul(grad_output, saved_weight.unpack(op)) : Tensor();
+      Tensor grad_weight = need_weight ? matmul(transpose(grad_output, 0, 1), saved_rows.unpack(op)) : Tensor();
       Tensor grad_bias = need_bias ? sum(grad_output, {0}) : Tensor();
       return GradientList{grad_rows, grad_weight, grad_bias};
     });
   }
   return output.view(output_shape);
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  check_linear_arguments(input, weight, bias, "linear");
+  return linear_node(input, weight, bias, LinearActivation::None, "linear");
+}
+
+Tensor linear_gelu(const Tensor& input, const Tensor& weight, const Tensor& bias, GeluApproximation approximation) {
+  check_linear_arguments(input, weight, bias, "linear_gelu");
+  if (approximation != GeluApproximation::Tanh || !is_floating(input.dtype())) {
+    return gelu(linear_node(input, weight, bias, LinearActivation::None, "linear"), approximation);
+  }
+  return linear_node(input, weight, bias, LinearActivation::GeluTanh, "linear_gelu");
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias)

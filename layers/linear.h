@@ -2,6 +2,7 @@
 // Linear: y = x W^T + b over the last dimension of x, any leading dimensions.
 #include <cstdint>
 
+#include "core/ops/unary.h"
 #include "layers/module.h"
 
 namespace dtrain {
@@ -9,6 +10,12 @@ namespace dtrain {
 // input [..., in], weight [out, in], bias [out] or undefined -> [..., out]. The leading dims are
 // folded into one, so the product is a single matrix multiply, not a batch of small ones.
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
+
+// gelu(linear(input, weight, bias), approximation) as one node. With the tanh approximation on
+// CUDA the bias and GELU run in the GEMM's epilogue (cuBLASLt), which also keeps the value before
+// the GELU for the backward; elsewhere (and for the erf GELU) the same values as the two ops.
+Tensor linear_gelu(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                   GeluApproximation approximation = GeluApproximation::Tanh);
 
 class Linear : public Module {
  public:

@@ -7,10 +7,12 @@
 //   v_max = max(v_max, v)  (amsgrad; v_max replaces v below)
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps       p = p - lr / (1 - beta1^t) * m / denom
 // which is the documented p - lr * m_hat / (sqrt(v_hat) + eps) with eps added after the sqrt.
-// Two paths compute it: one fused loop over contiguous float32/float64 CPU memory, and chains of
-// in-place tensor ops for anything else (other devices, strided or 16-bit tensors).
+// Two paths compute it: the device's fused kernel (Backend::adam_update: contiguous float32/float64
+// on the CPU, any floating dtype on CUDA with float32 state for 16-bit parameters), and chains of
+// in-place tensor ops for anything else (strided tensors, other state dtypes).
 #include <cstdint>
 
+#include "core/backend.h"
 #include "core/tensor.h"
 
 namespace dtrain::optim {
@@ -32,6 +34,9 @@ struct AdamState {
   Tensor exp_avg_sq;
   Tensor max_exp_avg_sq;  // defined only with amsgrad
 };
+
+// The step's numbers for the device kernels (Backend::adam_update), computed once in double.
+AdamStepScalars adam_step_scalars(const AdamHyperParameters& hyper, int64_t step);
 
 // Applies update number step (1 on the first) to param in place. allow_fused permits the fused
 // CPU loop where the tensors allow it.

@@ -6,6 +6,7 @@
 #include "optim/clip_grad.h"
 #include "optim/loss_scaler.h"
 #include "optim/lr_schedule.h"
+#include "optim/master_weight_adamw.h"
 #include "optim/optimizer.h"
 #include "optim/sgd.h"
 #include "optim/state_dict.h"

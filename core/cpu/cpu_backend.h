@@ -26,6 +26,25 @@ class CpuBackend final : public Backend {
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
+  // Fused training kernels for float32 and float64 (layer_norm_kernels.cpp, cross_entropy_kernels.cpp,
+  // adam_kernels.cpp); 16-bit tensors take the composed tensor-op paths on the CPU.
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out, Tensor& mean,
+                  Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                           const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) override;
+  void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,
+                     Tensor& lse, Tensor& loss) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& upstream,
+                              bool per_row, double divisor, int64_t ignore_index, double label_smoothing,
+                              Tensor& grad) override;
+  void adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) override;
+  void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation, Tensor& out,
+              Tensor& pre_activation) override;
+  // No convolution kernel of its own: layers/conv.cpp's composed im2col path is the CPU's.
+  bool convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) override { return false; }
+  bool convolution2d_backward(const Tensor&, const Tensor&, const Tensor&, Convolution2d, Tensor&, Tensor&) override {
+    return false;
+  }
 };
 
 Backend& backend();

@@ -9,6 +9,7 @@
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"
+#include "cuda/kernels/index_add_rows.h"
 
 namespace dtrain::cuda {
 namespace {
@@ -205,6 +206,7 @@ void CudaBackend::index_select(const Tensor& input, int64_t dim, const Tensor& i
 void CudaBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) {
   const int64_t count = index.numel();
   if (count == 0 || out.numel() == 0) return;
+  if (index_add_rows(out, dim, index, source)) return;  // an embedding's gradient: many rows at once
   LaunchContext context(out.device());
   IndexCheck check(context, out.device().index);
   Tensor out_lines = with_size_one(out, dim);

@@ -6,6 +6,7 @@
 
 #include "core/ops/factory.h"
 #include "dist/collective_checker.h"
+#include "dist/cuda_communication.h"
 
 namespace dtrain::dist {
 namespace {
@@ -31,7 +32,10 @@ ParameterGatherer::ParameterGatherer(ProcessGroup& group, std::vector<ShardedUni
     hooks_.push_back(module->register_forward_pre_hook([this, unit_list](Module&, const Tensor&) {
       for (size_t unit : unit_list) need(unit);
     }));
-    hooks_.push_back(module->register_forward_hook([this, unit_list](Module&, const Tensor&, const Tensor&) {
+    hooks_.push_back(module->register_forward_hook([this, unit_list](Module&, const Tensor&, const Tensor& output) {
+      // Test only (DTRAIN_TEST_INJECT_DELAYS_US): the module's kernels still run when its
+      // parameters are freed and the next gathers reuse their memory.
+      inject_delay_after_forward(output);
       for (size_t unit : unit_list) release(unit);
     }));
     hooks_.push_back(module->register_backward_pre_hook([this, unit_list](Module&, const Tensor&) {

@@ -40,7 +40,7 @@ int64_t ShardedUnit::padding_bytes(MemoryTag tag, int stage) const {
     case MemoryTag::Gradients:
       return (stage <= 1 ? layout.padding() : own_padding) * compute_size;
     case MemoryTag::OptimizerState:
-      return mixed_precision() ? own_padding * master_size : 0;
+      return mixed_precision() && !offloaded ? own_padding * master_size : 0;  // offloaded: host memory
     case MemoryTag::Communication:
       return bucket.defined() ? layout.padding() * compute_size : 0;
     default:

@@ -6,7 +6,8 @@
 //                     stage 0-1              stage 2                stage 3
 //   full              P, resident            P, resident            P, gathered for use only
 //   compute_shard     own slot of full       own slot of full       S, its own storage
-//   master_shard      compute_shard, or S in the master dtype in mixed precision
+//   master_shard      compute_shard, or S of its own: in the master dtype in mixed precision, on the
+//                     host when offloaded (ZeroOptions::offload_optimizer on a CUDA model)
 //   full_gradient     P (params' .grad())    -                      -
 //   gradient_shard    own slot of it         S                      S
 //   bucket            -                      P while reduce-scattered (communication)
@@ -38,6 +39,7 @@ struct ShardedUnit {
   DType compute_dtype = kFloat32;
   DType master_dtype = kFloat32;
   bool persistent = false;  // stage 3: stays gathered
+  bool offloaded = false;   // the master shard and its optimizer live on the host
 
   Tensor full;
   Tensor compute_shard;
@@ -55,6 +57,8 @@ struct ShardedUnit {
   int64_t shard_size() const { return layout.shard_size(); }
   int64_t padded_total() const { return layout.padded_total(); }
   bool mixed_precision() const { return compute_dtype != master_dtype; }
+  // Whether master_shard is a tensor of its own, refreshed into compute_shard after each step.
+  bool has_own_master() const { return mixed_precision() || offloaded; }
 
   // The slot of member (a position in `parameters`) in a flat buffer of this unit, shaped like it.
   Tensor member_view(const Tensor& flat, size_t member, const Shape& shape) const;

@@ -9,6 +9,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
 #include "core/ops/reduce.h"
+#include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
 
@@ -173,7 +174,11 @@ ZeroOptimizer::~ZeroOptimizer() {
 
 Tensor ZeroOptimizer::operator()(const Tensor& input) {
   wait_for_parameters();
-  if (!gatherer_) return (*model_)(input);
+  if (!gatherer_) {
+    Tensor output = (*model_)(input);
+    inject_delay_after_forward(output);  // test only (DTRAIN_TEST_INJECT_DELAYS_US)
+    return output;
+  }
   gatherer_->begin_forward();
   Tensor output;
   try {
@@ -285,6 +290,10 @@ void ZeroOptimizer::prepare_master_gradients() {
   bool overflow = false;
   for (Piece& piece : pieces_) {
     Tensor gradient = units_[piece.unit].gradient_shard.narrow(0, piece.shard_offset, piece.length);
+    if (units_[piece.unit].offloaded) {
+      MemoryTagScope tag(MemoryTag::Gradients);
+      gradient = gradient.to(Device::cpu());  // the update runs where the masters are
+    }
     if (compute_dtype_ != master_dtype_) {
       MemoryTagScope tag(MemoryTag::Gradients);
       gradient = gradient.to(master_dtype_);
@@ -346,7 +355,7 @@ void ZeroOptimizer::refresh_compute_parameters() {
   NoGradGuard no_grad;
   for (ShardedUnit& unit : units_) {
     unit.wait_gather();
-    if (unit.mixed_precision()) unit.compute_shard.copy_(unit.master_shard);
+    if (unit.has_own_master()) unit.compute_shard.copy_(unit.master_shard);  // offloaded: host to device
     if (group_->size() == 1 || options_.stage == 0) continue;
     if (options_.stage <= 2) {
       unit.gather_work = group_->all_gather(unit.compute_shard, unit.full);
@@ -436,14 +445,17 @@ ZeroMemoryReport ZeroOptimizer::memory_report() const {
   report.optimizer_state = stats[MemoryTag::OptimizerState];
   report.communication = stats[MemoryTag::Communication];
 
-  auto resident_bytes = [](const Tensor& tensor) -> int64_t {
-    return tensor.defined() && tensor.storage()->is_resident() ? static_cast<int64_t>(tensor.nbytes()) : 0;
+  // Bytes on the report's device (offloaded masters and optimizer state are in host memory).
+  auto resident_bytes = [device](const Tensor& tensor) -> int64_t {
+    return tensor.defined() && tensor.device() == device && tensor.storage()->is_resident()
+               ? static_cast<int64_t>(tensor.nbytes())
+               : 0;
   };
   for (const ShardedUnit& unit : units_) {
     report.held.parameters += resident_bytes(unit.full);
     if (options_.stage == 3) report.held.parameters += resident_bytes(unit.compute_shard);
     report.held.gradients += resident_bytes(unit.full_gradient.defined() ? unit.full_gradient : unit.gradient_shard);
-    if (unit.mixed_precision()) report.held.optimizer_state += resident_bytes(unit.master_shard);
+    if (unit.has_own_master()) report.held.optimizer_state += resident_bytes(unit.master_shard);
     report.held_communication += resident_bytes(unit.bucket);
     report.padding.parameters += unit.padding_bytes(MemoryTag::Parameters, options_.stage);
     report.padding.gradients += unit.padding_bytes(MemoryTag::Gradients, options_.stage);

@@ -53,6 +53,11 @@ struct ZeroOptions {
   // Which parameter group a parameter belongs to (0, 1, ...); all in group 0 when unset. The
   // group count is the largest index plus one, the same on every rank.
   std::function<size_t(const std::string& name, const Tensor& parameter)> param_group_of = nullptr;
+  // ZeRO-Offload for CUDA models: this rank's master shard, its gradient, the optimizer state and
+  // the optimizer's update live on the host (the gradient shard is copied there before the step,
+  // the updated shard back before the all-gather). GPU memory then holds only the compute
+  // parameters and gradients. A CPU model is on the host already: nothing changes.
+  bool offload_optimizer = false;
 };
 
 // Builds the shard's optimizer from the pieces of each parameter group.

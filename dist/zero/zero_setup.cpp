@@ -125,10 +125,12 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
     } else {
       unit.compute_shard = own_slot;
     }
-    if (unit.mixed_precision()) {
+    unit.offloaded = options_.offload_optimizer && device.is_cuda();
+    if (unit.has_own_master()) {
       // The masters come from the full-precision values, not from their rounded compute copy.
       MemoryTagScope tag(MemoryTag::OptimizerState);
-      unit.master_shard = zeros({shard_size}, {.dtype = master_dtype_, .device = device});
+      const Device master_device = unit.offloaded ? Device::cpu() : device;
+      unit.master_shard = zeros({shard_size}, {.dtype = master_dtype_, .device = master_device});
       for (const ShardPiece& piece : unit.layout.pieces(unit.shard)) {
         const Tensor& value = original_values[unit.parameters[piece.tensor]];
         unit.master_shard.narrow(0, piece.flat_begin - unit.own_begin(), piece.length)

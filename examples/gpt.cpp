@@ -113,7 +113,8 @@ Config parse_flags(int argc, char** argv) {
 }
 
 // The model. Parameters are named as in GPT-2 checkpoints where the structure allows:
-// token_embedding, position_embedding, blocks.<i>.{ln1,attn,ln2,mlp}, final_norm.
+// token_embedding, position_embedding, blocks.<i>.{ln1,attn,ln2,mlp}, final_norm (and output,
+// the tied output layer, whose weight is token_embedding.weight).
 class Gpt : public Module {
  public:
   explicit Gpt(const GptConfig& config) : Module("Gpt") {
@@ -127,6 +128,9 @@ class Gpt : public Module {
           .d_model = config.d_model, .heads = config.heads, .mlp_ratio = config.mlp_ratio, .dropout = config.dropout}));
     }
     final_norm_ = register_module("final_norm", std::make_shared<LayerNorm>(config.d_model));
+    // The output layer reuses the token embedding's weight (weight tying, as GPT-2), as a module
+    // of its own, so that ZeRO stage 3 gathers the weight around it.
+    output_ = register_module("output", Linear::tied(token_embedding_->weight()));
     // GPT-2 draws embeddings from N(0, 0.02^2). PyTorch's Embedding default, N(0, 1), would make
     // the first logits (through the tied output layer) so large that training starts far off.
     NoGradGuard no_grad;
@@ -139,8 +143,7 @@ class Gpt : public Module {
     Tensor positions = arange(tokens.size(1));
     Tensor x = (*dropout_)((*token_embedding_)(tokens) + (*position_embedding_)(positions));
     for (const std::shared_ptr<Module>& block : *blocks_) x = (*block)(x);
-    // The output layer reuses the token embedding (weight tying, as GPT-2).
-    return linear((*final_norm_)(x), token_embedding_->weight());
+    return (*output_)((*final_norm_)(x));
   }
 
  private:
@@ -148,6 +151,7 @@ class Gpt : public Module {
   std::shared_ptr<Embedding> position_embedding_;
   std::shared_ptr<Dropout> dropout_;
   std::shared_ptr<ModuleList> blocks_;
+  std::shared_ptr<Linear> output_;
   std::shared_ptr<LayerNorm> final_norm_;
 };
 

@@ -101,6 +101,18 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
   if (bias) bias_ = register_parameter("bias", uniform_parameter({out_features}, bound));
 }
 
+Linear::Linear(const Tensor& shared_weight) : Module("Linear") {
+  if (!shared_weight.defined() || shared_weight.dim() != 2) {
+    fail("Linear::tied: expected a defined 2-d weight [out, in], got ",
+         shared_weight.defined() ? shared_weight.shape().str() : std::string("an undefined tensor"));
+  }
+  out_features_ = shared_weight.size(0);
+  in_features_ = shared_weight.size(1);
+  weight_ = register_parameter("weight", shared_weight);
+}
+
+std::shared_ptr<Linear> Linear::tied(const Tensor& weight) { return std::shared_ptr<Linear>(new Linear(weight)); }
+
 Tensor Linear::forward(const Tensor& input) { return linear(input, weight_, bias_); }
 
 }  // namespace dtrain

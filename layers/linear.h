@@ -1,6 +1,7 @@
 #pragma once
 // Linear: y = x W^T + b over the last dimension of x, any leading dimensions.
 #include <cstdint>
+#include <memory>
 
 #include "core/ops/unary.h"
 #include "layers/module.h"
@@ -21,6 +22,13 @@ class Linear : public Module {
  public:
   // Weight and bias from U(-1/sqrt(in), 1/sqrt(in)), as PyTorch.
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  // A Linear without a bias whose weight ([out, in]) is another module's: a language model's
+  // output layer tied to its token embedding, as
+  //   output_ = register_module("output", Linear::tied(token_embedding_->weight()));
+  // The weight is registered here too (named_parameters() lists it once, under its first name),
+  // so hooks around this module's forward see it: ZeRO stage 3 gathers it for this module,
+  // which it cannot do for a parameter read directly in a parent's forward.
+  static std::shared_ptr<Linear> tied(const Tensor& weight);
 
   const Tensor& weight() const { return weight_; }  // [out, in]
   const Tensor& bias() const { return bias_; }      // [out]; undefined when built without bias
@@ -31,6 +39,8 @@ class Linear : public Module {
   Tensor forward(const Tensor& input) override;
 
  private:
+  explicit Linear(const Tensor& shared_weight);
+
   int64_t in_features_;
   int64_t out_features_;
   Tensor weight_;

@@ -160,13 +160,19 @@ void Module::collect_buffers(const std::string& prefix, std::vector<NamedTensor>
   for (const auto& [name, child] : children_) child->collect_buffers(qualified(prefix, name), out, persistent_only);
 }
 
-void Module::collect_state(const std::string& prefix, StateDict& out) const {
-  // As PyTorch orders it: this module's parameters, its buffers, then each child in turn.
-  for (const Slot& slot : parameters_) out.insert(qualified(prefix, slot.name), slot.tensor.detach());
+void Module::collect_state(const std::string& prefix, StateDict& out,
+                           std::unordered_set<const TensorImpl*>& seen) const {
+  // As PyTorch orders it: this module's parameters, its buffers, then each child in turn. A tied
+  // parameter (registered by two modules) is listed once, under its first name, as in
+  // named_parameters(): safetensors files hold no shared tensors, and ZeRO saves it once.
+  for (const Slot& slot : parameters_) {
+    if (!seen.insert(slot.tensor.unsafe_impl()).second) continue;
+    out.insert(qualified(prefix, slot.name), slot.tensor.detach());
+  }
   for (const Slot& slot : buffers_) {
     if (slot.persistent) out.insert(qualified(prefix, slot.name), slot.tensor.detach());
   }
-  for (const auto& [name, child] : children_) child->collect_state(qualified(prefix, name), out);
+  for (const auto& [name, child] : children_) child->collect_state(qualified(prefix, name), out, seen);
 }
 
 void Module::collect_modules(const std::string& prefix, std::vector<NamedModule>& out,
@@ -261,7 +267,8 @@ Module& Module::to(DType dtype) {
 
 StateDict Module::state_dict() const {
   StateDict state;
-  collect_state("", state);
+  std::unordered_set<const TensorImpl*> seen;
+  collect_state("", state, seen);
   return state;
 }
 

@@ -102,7 +102,8 @@ class Module {
   Module& to(DType dtype);
 
   // Parameters and persistent buffers by hierarchical name. The tensors share storage with the
-  // module and carry no autograd history.
+  // module and carry no autograd history. A tied parameter appears once, under its first name
+  // (unlike PyTorch, whose state_dict repeats it; safetensors files cannot share tensors).
   StateDict state_dict() const;
   // Copies values in place (no autograd). Checks every key first and reports, in one error,
   // every missing, unexpected and mismatched (shape or dtype) key; nothing is copied unless all
@@ -128,7 +129,7 @@ class Module {
   void collect_parameters(const std::string& prefix, std::vector<NamedTensor>& out,
                           std::unordered_set<const TensorImpl*>& seen) const;
   void collect_buffers(const std::string& prefix, std::vector<NamedTensor>& out, bool persistent_only) const;
-  void collect_state(const std::string& prefix, StateDict& out) const;
+  void collect_state(const std::string& prefix, StateDict& out, std::unordered_set<const TensorImpl*>& seen) const;
   void collect_modules(const std::string& prefix, std::vector<NamedModule>& out, std::unordered_set<const Module*>& seen);
   // Replaces every parameter's and buffer's data by convert(data), keeping the handles.
   void convert_tensors(const std::function<Tensor(const Tensor&)>& convert);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 
 #include "core/grad_mode.h"
@@ -29,6 +30,21 @@ double read_number(const FragmentSource& source, const std::string& name) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, Tensor>> ZeroOptimizer::untrained_state() const {
+  // A trained parameter registered by two modules (a tied weight) is in the state dict under both
+  // names; the second shares its storage. It is saved and loaded under its first name only (and
+  // at stage 3 its bytes are released between uses).
+  std::unordered_set<const Storage*> trained;
+  for (const Tensor& parameter : parameters_) trained.insert(parameter.storage().get());
+  std::vector<std::pair<std::string, Tensor>> state;
+  for (const auto& [name, tensor] : model_->state_dict()) {
+    if (std::find(names_.begin(), names_.end(), name) != names_.end()) continue;
+    if (trained.count(tensor.storage().get()) != 0) continue;
+    state.emplace_back(name, tensor);
+  }
+  return state;
+}
+
 std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
   wait_for_parameters();  // the masters may be a slot of a buffer an all-gather is still writing
   NoGradGuard no_grad;
@@ -46,9 +62,7 @@ std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
   }
   if (!rank0) return fragments;
   // Buffers and parameters that are not trained are the same on every rank: rank 0 saves them.
-  for (const auto& [name, tensor] : model_->state_dict()) {
-    if (std::find(names_.begin(), names_.end(), name) == names_.end()) fragments.push_back(whole("model." + name, tensor));
-  }
+  for (const auto& [name, tensor] : untrained_state()) fragments.push_back(whole("model." + name, tensor));
   for (size_t p = 0; p < parameters_.size(); ++p) {
     if (steps_[p] > 0) fragments.push_back(whole("optimizer.state." + names_[p] + ".step", optim::int64_scalar(steps_[p])));
   }
@@ -137,8 +151,8 @@ void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
 
   // Values: this rank's pieces of the trained parameters, and every buffer and untrained
   // parameter whole (a source without them leaves them as they are).
-  for (const auto& [name, tensor] : model_->state_dict()) {
-    if (std::find(names_.begin(), names_.end(), name) != names_.end() || !source.contains("model." + name)) continue;
+  for (const auto& [name, tensor] : untrained_state()) {
+    if (!source.contains("model." + name)) continue;
     if (source.shape("model." + name) != tensor.shape()) {
       fail("ZeroOptimizer.load_state_fragments: 'model.", name, "' has shape ", source.shape("model." + name),
            " in the source, the model ", tensor.shape());

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dist/process_group.h"
@@ -124,6 +125,8 @@ class ZeroOptimizer {
     Tensor master;         // 1-D view of the unit's master shard
   };
 
+  // The state dict's buffers and frozen parameters, without aliases of trained parameters.
+  std::vector<std::pair<std::string, Tensor>> untrained_state() const;
   void build_units(const std::vector<NamedTensor>& parameters);
   void build_buffers(const std::vector<Tensor>& original_values);
   void build_pieces_and_optimizer(OptimizerFactory& factory);

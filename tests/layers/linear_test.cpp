@@ -1,10 +1,13 @@
 // Linear and Embedding: values against hand loops, default initialisation, gradchecks.
 #include <cmath>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"
 
 using namespace dtrain;
+using dtrain::test::names_of;
 using dtrain::test::random_tensor;
 using dtrain::test::require_gradcheck;
 using dtrain::test::require_module_gradcheck;
@@ -110,4 +113,63 @@ TEST_CASE("Embedding gradcheck: repeated indices sum their gradients") {
   table(ids).sum().backward();
   std::vector<double> grad = table.weight().grad().to_vector<double>();
   REQUIRE(grad == std::vector<double>{0, 0, 0, 3, 3, 3, 0, 0, 0, 1, 1, 1});
+}
+
+namespace {
+
+// An embedding and an output layer that shares its weight, the way a language model ties them.
+class TiedModel : public Module {
+ public:
+  TiedModel() : Module("TiedModel") {
+    embedding = register_module("embedding", std::make_shared<Embedding>(7, 3));
+    output = register_module("output", Linear::tied(embedding->weight()));
+  }
+  std::shared_ptr<Embedding> embedding;
+  std::shared_ptr<Linear> output;
+
+ protected:
+  Tensor forward(const Tensor& tokens) override { return (*output)((*embedding)(tokens)); }
+};
+
+}  // namespace
+
+TEST_CASE("Linear::tied computes with another module's weight, which is listed and saved once") {
+  manual_seed(3);
+  TiedModel model;
+  CHECK(model.output->in_features() == 3);
+  CHECK(model.output->out_features() == 7);
+  CHECK(!model.output->bias().defined());
+  CHECK(names_of(model.named_parameters()) == std::vector<std::string>{"embedding.weight"});
+  StateDict state = model.state_dict();
+  CHECK(state.contains("embedding.weight"));
+  CHECK(!state.contains("output.weight"));
+
+  // logits[t, v] = sum_k E[token t, k] * E[v, k], computed by hand from the weight's values.
+  Tensor tokens = from_vector(std::vector<int64_t>{2, 5}, {2}, {.dtype = kInt64});
+  Tensor logits = model(tokens);
+  std::vector<float> weight = model.embedding->weight().contiguous().to_vector<float>();
+  std::vector<float> got = logits.to_vector<float>();
+  const int64_t chosen[2] = {2, 5};
+  for (int64_t t = 0; t < 2; ++t) {
+    for (int64_t v = 0; v < 7; ++v) {
+      double expected = 0;
+      for (int64_t k = 0; k < 3; ++k) expected += double(weight[chosen[t] * 3 + k]) * weight[v * 3 + k];
+      CHECK(got[t * 7 + v] == Approx(expected).margin(1e-6));
+    }
+  }
+  // Both uses reach the one weight's gradient: d/dE[v, k] of sum_{t,u} E[c_t, k] E[u, k] is
+  // sum_t E[c_t, k] (as the output layer's row v) plus, for v = c_t, sum_u E[u, k] (as the input).
+  sum(logits).backward();
+  REQUIRE(model.embedding->weight().grad().defined());
+  std::vector<float> gradient = model.embedding->weight().grad().contiguous().to_vector<float>();
+  for (int64_t v = 0; v < 7; ++v) {
+    for (int64_t k = 0; k < 3; ++k) {
+      double expected = weight[2 * 3 + k] + weight[5 * 3 + k];
+      if (v == 2 || v == 5) {
+        for (int64_t u = 0; u < 7; ++u) expected += weight[u * 3 + k];
+      }
+      CHECK(gradient[v * 3 + k] == Approx(expected).margin(1e-5));
+    }
+  }
+  CHECK_THROWS_WITH(Linear::tied(zeros({3})), Contains("expected a defined 2-d weight [out, in], got [3]"));
 }

@@ -90,7 +90,8 @@ TEST_CASE("a parameter shared by two modules is listed once, under its first nam
   };
   Tied model;
   REQUIRE(names_of(model.named_parameters()) == std::vector<std::string>{"embed.weight"});
-  REQUIRE(model.state_dict().keys() == std::vector<std::string>{"embed.weight", "head.weight"});
+  // state_dict too (PyTorch's repeats it; a safetensors file cannot hold two names for one tensor).
+  REQUIRE(model.state_dict().keys() == std::vector<std::string>{"embed.weight"});
 }
 
 TEST_CASE("registration refuses taken, empty and dotted names") {

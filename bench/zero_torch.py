@@ -7,7 +7,10 @@ GELU-tanh, MLP x4, output tied to the token embedding) trained with AdamW (lr 3e
 baseline) or torch.distributed.optim.ZeroRedundancyOptimizer wrapping AdamW (--mode zero1:
 optimizer state sharded, parameters broadcast after the step). Started by mpirun, one process per
 rank (the rank comes from Open MPI's environment; gloo rendezvous over TCP on 127.0.0.1). Rank 0
-prints one key=value line like bench_zero's:
+prints one key=value line like bench_zero's (the step's median and fastest ms, a step's time being
+its slowest rank's; the phases on rank 0: forward with the loss, backward with DDP's all-reduces,
+optimizer, which for zero1 includes broadcasting the updated parameters; CPU ms per step and
+cores_busy as bench_zero computes them):
 
     mpirun -np 2 /usr/bin/python3 bench/zero_torch.py --mode zero1 [--d-model 512 --layers 8]
 
@@ -71,21 +74,29 @@ def main():
     tokens = torch.randint(0, vocabulary, (arguments.batch, arguments.context), generator=data)
     targets = torch.randint(0, vocabulary, (arguments.batch, arguments.context), generator=data)
 
-    step_ms = []
+    step_ms, forward_ms, backward_ms, optimizer_ms, cpu_ms = [], [], [], [], []
     first_loss = last_loss = 0.0
     for i in range(arguments.warmup + arguments.steps):
         start = time.perf_counter()
+        cpu_start = time.process_time()  # every thread of the process (gloo's too)
         optimizer.zero_grad(set_to_none=True)
         logits = model(tokens)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        loss.backward()
-        optimizer.step()
+        forward_done = time.perf_counter()
+        loss.backward()  # DDP's bucketed all-reduces overlap it
+        backward_done = time.perf_counter()
+        optimizer.step()  # zero1: the shard's AdamW, then every rank broadcasts its parameters
         end = time.perf_counter()
+        cpu_end = time.process_time()
         if i == 0:
             first_loss = loss.item()
         last_loss = loss.item()
         if i >= arguments.warmup:
             step_ms.append(1e3 * (end - start))
+            forward_ms.append(1e3 * (forward_done - start))
+            backward_ms.append(1e3 * (backward_done - forward_done))
+            optimizer_ms.append(1e3 * (end - backward_done))
+            cpu_ms.append(1e3 * (cpu_end - cpu_start))
 
     # Model states held on this rank right after a step (gradients are still alive: the next
     # zero_grad frees them, as dtrain's numbers are also taken at the end of the step).
@@ -99,9 +110,17 @@ def main():
     dist.all_reduce(held, op=dist.ReduceOp.MAX)
     rss = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0], dtype=torch.float64)
     dist.all_reduce(rss, op=dist.ReduceOp.MAX)
+    cpu_all_ranks = torch.tensor([statistics.median(cpu_ms)], dtype=torch.float64)
+    dist.all_reduce(cpu_all_ranks, op=dist.ReduceOp.SUM)
+    median_ms = statistics.median(slowest.tolist())
+    usable_cores = min(ranks * arguments.threads, os.cpu_count() or 1)
     if rank == 0:
-        print(f"library=pytorch mode={arguments.mode} ranks={ranks} params={sum(p.numel() for p in parameters)} "
-              f"steps={arguments.steps} median_ms={statistics.median(slowest.tolist()):.3f} "
+        print(f"library=pytorch mode={arguments.mode} ranks={ranks} threads={arguments.threads} "
+              f"params={sum(p.numel() for p in parameters)} steps={arguments.steps} median_ms={median_ms:.3f} "
+              f"best_ms={min(slowest.tolist()):.3f} forward_ms={statistics.median(forward_ms):.3f} "
+              f"backward_ms={statistics.median(backward_ms):.3f} optimizer_ms={statistics.median(optimizer_ms):.3f} "
+              f"cpu_ms={statistics.median(cpu_ms):.3f} "
+              f"cores_busy={cpu_all_ranks.item() / median_ms / usable_cores:.2f} "
               f"model_state_bytes={int(held.item())} max_rss_mb={rss.item():.1f} "
               f"first_loss={first_loss:.4f} last_loss={last_loss:.4f}", flush=True)
     dist.destroy_process_group()

@@ -279,20 +279,7 @@ void run_training(const Config& config) {
                                                         .warmup_steps = std::min(config.warmup, config.steps),
                                                         .total_steps = config.steps});
 
-  int64_t step = 0;
-  if (!config.run.resume.empty()) {
-    train::TrainingState state = read_input([&] { return training.load(config.run.resume); });
-    train::restore_generator(state.generator("default"));
-    loader.set_state(state.loader("train"));
-    step = state.step;
-    std::printf("resumed from %s at step %lld\n", config.run.resume.c_str(), static_cast<long long>(step));
-  }
-  auto save = [&] {
-    training.save(config.run.checkpoint, {.step = step,
-                                          .generators = {{"default", train::generator_state()}},
-                                          .loaders = {{"train", loader.state()}},
-                                          .metadata = {{"example", "gpt"}}});
-  };
+  int64_t step = config.run.resume.empty() ? 0 : training.resume(config.run.resume, loader);
 
   std::printf("gpt: %lld layers, d_model %lld, %lld heads, context %lld: %lld parameters; %s lr %g, batch %lld, "
               "%lld steps, %d threads, %s\n",
@@ -335,9 +322,8 @@ void run_training(const Config& config) {
       progress.print(line);
       progress.exclude_pause();
     }
-    if (!config.run.checkpoint.empty() &&
-        (step == last_step || (config.run.checkpoint_every > 0 && step % config.run.checkpoint_every == 0))) {
-      save();
+    if (config.run.checkpoint_due(step, last_step)) {
+      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "gpt"}});
       progress.exclude_pause();
     }
   }

@@ -151,20 +151,7 @@ void run_training(const Config& config) {
   optim::LrSchedule schedule = optim::warmup_cosine_lr(
       {.max_lr = config.optimizer.lr, .min_lr = config.optimizer.lr / 10, .total_steps = total_steps});
 
-  int64_t step = 0;
-  if (!config.run.resume.empty()) {
-    train::TrainingState state = read_input([&] { return training.load(config.run.resume); });
-    train::restore_generator(state.generator("default"));
-    loader.set_state(state.loader("train"));
-    step = state.step;
-    std::printf("resumed from %s at step %lld\n", config.run.resume.c_str(), static_cast<long long>(step));
-  }
-  auto save = [&] {
-    training.save(config.run.checkpoint, {.step = step,
-                                          .generators = {{"default", train::generator_state()}},
-                                          .loaders = {{"train", loader.state()}},
-                                          .metadata = {{"example", "mlp"}, {"hidden", config.hidden}}});
-  };
+  int64_t step = config.run.resume.empty() ? 0 : training.resume(config.run.resume, loader);
 
   std::string layers = config.hidden;
   std::replace(layers.begin(), layers.end(), ',', '-');
@@ -201,9 +188,8 @@ void run_training(const Config& config) {
       progress.print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
       progress.exclude_pause();
     }
-    if (!config.run.checkpoint.empty() &&
-        (step == last_step || (config.run.checkpoint_every > 0 && step % config.run.checkpoint_every == 0))) {
-      save();
+    if (config.run.checkpoint_due(step, last_step)) {
+      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "mlp"}, {"hidden", config.hidden}});
       progress.exclude_pause();
     }
   }

@@ -167,4 +167,20 @@ train::TrainingState ParallelTraining::load(const std::string& path) {
   return state;
 }
 
+int64_t ParallelTraining::resume(const std::string& path, DataLoader& loader) {
+  train::TrainingState state = read_input([&] { return load(path); });
+  train::restore_generator(state.generator("default"));
+  loader.set_state(state.loader("train"));
+  std::printf("resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(state.step));
+  return state.step;
+}
+
+void ParallelTraining::save_checkpoint(const std::string& path, int64_t step, const DataLoader& loader,
+                                       std::map<std::string, std::string> metadata) {
+  save(path, {.step = step,
+              .generators = {{"default", train::generator_state()}},
+              .loaders = {{"train", loader.state()}},
+              .metadata = std::move(metadata)});
+}
+
 }  // namespace dtrain::examples

@@ -15,9 +15,12 @@
 // is an existing directory; with ZeRO a sharded checkpoint directory (dist/checkpoint/) that
 // every rank writes its part of. Either mode resumes from a sharded directory saved at any world
 // size and stage; a single file resumes a DDP run only.
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
+#include "data/dataloader.h"
 #include "dist/ddp.h"
 #include "dist/zero/zero_optimizer.h"
 #include "examples/common/flags.h"
@@ -67,6 +70,14 @@ class ParallelTraining {
   // Loads path into model and optimizer and returns the training state to continue from. Every
   // rank calls it.
   train::TrainingState load(const std::string& path);
+
+  // What an example's --resume and --checkpoint do: the step, the default generator and the
+  // training loader's position ("train") with the run's metadata. resume() loads path (an
+  // unreadable checkpoint is a usage error), restores the generator and the loader, reports the
+  // step on stdout and returns it.
+  int64_t resume(const std::string& path, DataLoader& loader);
+  void save_checkpoint(const std::string& path, int64_t step, const DataLoader& loader,
+                       std::map<std::string, std::string> metadata);
 
  private:
   std::shared_ptr<Module> model_;

@@ -43,4 +43,8 @@ void check_optimizer_flags(const OptimizerChoice& choice) {
   if (!(choice.momentum >= 0 && choice.momentum < 1)) usage_error("--momentum must be in [0, 1), got ", choice.momentum);
 }
 
+bool RunFlags::checkpoint_due(int64_t step, int64_t last_step) const {
+  return !checkpoint.empty() && (step == last_step || (checkpoint_every > 0 && step % checkpoint_every == 0));
+}
+
 }  // namespace dtrain::examples

@@ -24,6 +24,8 @@ struct RunFlags {
   void check_and_apply() const;
   // The step this run ends at: total_steps, or --stop-after when that comes first.
   int64_t last_step(int64_t total_steps) const;
+  // Whether to save after `step`: with --checkpoint, every --checkpoint-every steps and at the end.
+  bool checkpoint_due(int64_t step, int64_t last_step) const;
 };
 
 void add_optimizer_flags(FlagParser& flags, OptimizerChoice& choice);

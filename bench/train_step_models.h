@@ -42,6 +42,8 @@ class BenchGpt : public Module {
           .gelu = GeluApproximation::Tanh}));
     }
     final_norm_ = register_module("final_norm", std::make_shared<LayerNorm>(shape.d_model));
+    // A module of its own, so that ZeRO stage 3 gathers the tied weight around it.
+    output_ = register_module("output", Linear::tied(token_embedding_->weight()));
     NoGradGuard no_grad;  // GPT-2's N(0, 0.02^2) embeddings keep the first logits small
     for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
   }
@@ -51,7 +53,7 @@ class BenchGpt : public Module {
   Tensor forward(const Tensor& tokens) override {
     Tensor x = (*token_embedding_)(tokens) + (*position_embedding_)(arange(tokens.size(1)));
     for (const std::shared_ptr<Module>& block : *blocks_) x = (*block)(x);
-    return linear((*final_norm_)(x), token_embedding_->weight());
+    return (*output_)((*final_norm_)(x));
   }
 
  private:
@@ -59,6 +61,7 @@ class BenchGpt : public Module {
   std::shared_ptr<Embedding> position_embedding_;
   std::shared_ptr<ModuleList> blocks_;
   std::shared_ptr<LayerNorm> final_norm_;
+  std::shared_ptr<Linear> output_;
 };
 
 }  // namespace dtrain::bench

@@ -5,10 +5,9 @@
 //
 //   mpirun -np N bench_zero [--stage 0|1|2|3 | --ddp] [--compute fp32|bf16] [--threads 1]
 //                           [--steps 5] [--warmup 2] [--batch 4] [--context 64] [--d-model 512]
-//                           [--layers 8] [--heads 8] [--memory-limit-mb MB] [--tied-in-root]
+//                           [--layers 8] [--heads 8] [--memory-limit-mb MB]
 //
-// The model is bench::BenchGpt's with its tied output layer as a module of its own (ZeroBenchGpt
-// below: the same parameters and arithmetic), which ZeRO-3 needs; --tied-in-root runs BenchGpt.
+// The model is bench::BenchGpt (bench/train_step_models.h).
 //
 // --memory-limit-mb caps the bytes tensors may hold on each rank (core/allocator.h,
 // set_memory_limit) from the moment the model and its wrapper are built: every rank builds the
@@ -65,14 +64,13 @@ struct Arguments {
   int64_t layers = 8;
   int64_t heads = 8;
   double memory_limit_mb = 0;  // 0: none
-  bool tied_in_root = false;   // bench::BenchGpt itself (see ZeroBenchGpt)
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr,
                "bench_zero: %s\nusage: bench_zero [--stage 0|1|2|3 | --ddp] [--compute fp32|bf16] [--threads N] "
                "[--steps N] [--warmup N] [--batch N] [--context N] [--d-model N] [--layers N] [--heads N] "
-               "[--memory-limit-mb MB] [--tied-in-root]\n",
+               "[--memory-limit-mb MB]\n",
                problem);
   std::exit(2);
 }
@@ -83,10 +81,6 @@ Arguments parse(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--ddp") {
       arguments.stage = -1;
-      continue;
-    }
-    if (flag == "--tied-in-root") {
-      arguments.tied_in_root = true;
       continue;
     }
     if (i + 1 >= argc) usage((flag + " needs a value").c_str());
@@ -148,57 +142,6 @@ std::vector<double> over_ranks(std::vector<double> values, dtrain::dist::ReduceO
   return all.to_vector<double>();
 }
 
-// The output layer of the benchmark GPT as a module of its own that registers the token
-// embedding's weight (tied). Same parameters, same arithmetic as bench::BenchGpt, whose root
-// module reads the embedding's weight in its own forward; ZeRO-3 gathers a module's parameters
-// around that module's forward and backward only, so there the read finds the weight released
-// (--tied-in-root runs bench::BenchGpt as it is and shows it).
-class TiedOutput : public dtrain::Module {
- public:
-  explicit TiedOutput(dtrain::Tensor weight) : Module("TiedOutput") { weight_ = register_parameter("weight", weight); }
-
- protected:
-  dtrain::Tensor forward(const dtrain::Tensor& x) override { return dtrain::linear(x, weight_); }
-
- private:
-  dtrain::Tensor weight_;
-};
-
-class ZeroBenchGpt : public dtrain::Module {
- public:
-  explicit ZeroBenchGpt(const dtrain::bench::GptShape& shape) : Module("BenchGpt") {
-    using namespace dtrain;
-    token_embedding_ = register_module("token_embedding", std::make_shared<Embedding>(shape.vocabulary, shape.d_model));
-    position_embedding_ =
-        register_module("position_embedding", std::make_shared<Embedding>(shape.context, shape.d_model));
-    blocks_ = register_module("blocks", std::make_shared<ModuleList>());
-    for (int64_t i = 0; i < shape.layers; ++i) {
-      blocks_->push_back(std::make_shared<TransformerBlock>(TransformerConfig{
-          .d_model = shape.d_model, .heads = shape.heads, .mlp_ratio = shape.mlp_ratio,
-          .gelu = GeluApproximation::Tanh}));
-    }
-    final_norm_ = register_module("final_norm", std::make_shared<LayerNorm>(shape.d_model));
-    output_ = register_module("output", std::make_shared<TiedOutput>(token_embedding_->weight()));
-    NoGradGuard no_grad;
-    for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
-  }
-
- protected:
-  dtrain::Tensor forward(const dtrain::Tensor& tokens) override {
-    using namespace dtrain;
-    Tensor x = (*token_embedding_)(tokens) + (*position_embedding_)(arange(tokens.size(1)));
-    for (const std::shared_ptr<Module>& block : *blocks_) x = (*block)(x);
-    return (*output_)((*final_norm_)(x));
-  }
-
- private:
-  std::shared_ptr<dtrain::Embedding> token_embedding_;
-  std::shared_ptr<dtrain::Embedding> position_embedding_;
-  std::shared_ptr<dtrain::ModuleList> blocks_;
-  std::shared_ptr<dtrain::LayerNorm> final_norm_;
-  std::shared_ptr<TiedOutput> output_;
-};
-
 // What one rank holds of model state after a step, and the formula for it (ZeRO only).
 struct ModelState {
   double held = 0;     // parameters + gradients + optimizer state, padding included
@@ -243,9 +186,7 @@ int main(int argc, char** argv) {
   manual_seed(0);
   const bench::GptShape shape{.vocabulary = 256, .context = arguments.context, .d_model = arguments.d_model,
                               .layers = arguments.layers, .heads = arguments.heads, .mlp_ratio = 4};
-  std::shared_ptr<Module> model;
-  if (arguments.tied_in_root) model = std::make_shared<bench::BenchGpt>(shape);
-  else model = std::make_shared<ZeroBenchGpt>(shape);
+  std::shared_ptr<Module> model = std::make_shared<bench::BenchGpt>(shape);
   const int64_t parameter_count = model->parameter_count();
   std::unique_ptr<dist::DistributedDataParallel> ddp;
   std::unique_ptr<optim::AdamW> optimizer;

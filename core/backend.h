@@ -124,6 +124,29 @@ class Backend {
   // out.index_select(dim, index) += source, in place, summing repeated indices in index order.
   virtual void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) = 0;
 
+  // The softmax of causal attention over contiguous scores [..., T, T]: row i of each [T, T]
+  // matrix is normalised over its columns 0..i, and columns i+1.. (the future) get 0. Equal to
+  // softmax(masked_fill(scores, column > row, -inf), -1). out has the scores' shape and dtype.
+  virtual void causal_softmax(const Tensor& scores, Tensor& out) = 0;
+  // grad_input = output * (grad_output - sum over visible columns of grad_output * output), 0 in
+  // the masked columns; all three contiguous [..., T, T] of one dtype.
+  virtual void causal_softmax_backward(const Tensor& grad_output, const Tensor& output, Tensor& grad_input) = 0;
+  // Fused causal scaled-dot-product attention (flash attention): out = causal_softmax(q k^T * scale) v
+  // for q, k, v [B, H, T, D] of one dtype whose last dim is contiguous (other strides free: q, k
+  // and v may be slices of one [B, T, 3, H, D] tensor); out [B, H, T, D] contiguous; lse [B, H, T]
+  // float32 receives each row's log-sum-exp of the scaled scores (natural log) for the backward.
+  // Returns false, having done nothing, when the device has no fused kernel for the case (the CPU;
+  // CUDA without cuDNN's SDPA or for a dtype, head size or GPU it declines): the caller composes
+  // matmul, causal_softmax and matmul, the plain path that is always available.
+  virtual bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out,
+                         Tensor& lse) = 0;
+  // The gradients of attention, given its out and lse: grad_q, grad_k, grad_v [B, H, T, D]
+  // contiguous. Called only after attention returned true for the same q, k, v; raises, never
+  // returns false, once that forward ran (returns false only where attention would have).
+  virtual bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k,
+                                  Tensor& grad_v) = 0;
+
   // Fills a contiguous out from the Philox stream (see core/random.h for the numbering).
   virtual void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) = 0;
 
@@ -131,10 +154,20 @@ class Backend {
   // mean and rstd [rows] saved for the backward. weight and bias [size] may be undefined.
   virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
                           Tensor& mean, Tensor& rstd) = 0;
+  // The residual add of a pre-norm transformer block fused into the LayerNorm that follows it:
+  // sum = x + residual (rounded to the dtype, as add() rounds), then layer_norm of sum exactly as
+  // above. x, residual, sum and out are [rows, size] of one dtype.
+  virtual void add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                              double eps, Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) = 0;
   // The gradients of layer_norm; grad_x, grad_weight and grad_bias are written where defined.
-  // grad_weight and grad_bias sum over rows in a fixed order (reproducible).
+  // grad_weight and grad_bias sum over rows in a fixed order (reproducible). grad_sum, when
+  // defined ([rows, size], x's dtype), is added into grad_x in the same pass: the gradient that
+  // reaches add_layer_norm's sum output directly (the residual path), so that its backward is one
+  // kernel, not a layer_norm_backward and an add. It is added after grad_x is rounded to the dtype,
+  // as the separate add would.
   virtual void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                                   const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) = 0;
+                                   const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
+                                   Tensor& grad_bias) = 0;
   // Per row of logits [rows, classes] with Int64 targets [rows] (checked by the caller): lse =
   // log sum exp(x), loss = lse - (1 - s) x[target] - (s / classes) sum x; 0 for ignored rows.
   virtual void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,

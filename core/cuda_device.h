@@ -79,7 +79,9 @@ class Runtime {
 
 // Bumped whenever Runtime, Backend, Allocator or the Tensor layout change: core refuses a
 // library built against another version.
-inline constexpr int kBackendAbiVersion = 2;  // 2: fused kernels (layer_norm, cross_entropy, adam_update, linear, convolution2d)
+// 2: fused kernels (layer_norm, cross_entropy, adam_update, linear, convolution2d);
+// 3: add_layer_norm, causal_softmax, attention, layer_norm_backward's grad_sum.
+inline constexpr int kBackendAbiVersion = 3;
 
 // The library's entry point, found with dlsym. Returns null on success, else why it failed
 // (no device, a driver too old, ...), a string that lives as long as the library.

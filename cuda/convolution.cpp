@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "cuda/caching_allocator.h"
+#include "cuda/cudnn_handle.h"
 #include "cuda/stream.h"
 
 namespace dtrain::cuda {
@@ -34,18 +35,6 @@ void check_cudnn(cudnnStatus_t status, const char* call) {
   do {                                                 \
     if ((call) != CUDNN_STATUS_SUCCESS) return false;  \
   } while (0)
-
-// One handle per device and thread; null when cuDNN cannot start here (then every call declines).
-cudnnHandle_t handle_for(int device) {
-  thread_local std::array<cudnnHandle_t, kMaxDevices> handles{};
-  thread_local std::array<bool, kMaxDevices> tried{};
-  if (!tried[device]) {
-    tried[device] = true;
-    DeviceGuard guard(device);
-    if (cudnnCreate(&handles[device]) != CUDNN_STATUS_SUCCESS) handles[device] = nullptr;  // the im2col path instead
-  }
-  return handles[device];
-}
 
 bool data_type(DType dtype, cudnnDataType_t& data, cudnnDataType_t& compute) {
   switch (dtype) {
@@ -151,8 +140,8 @@ bool CudaBackend::convolution2d(const Tensor& x, const Tensor& weight, Convoluti
   if (!usable(x) || !usable(weight) || !usable(out) || x.numel() == 0 || out.numel() == 0) return false;
   DeviceGuard guard(x.device().index);
   const cudaStream_t stream = current_stream(x.device().index);
-  cudnnHandle_t handle = handle_for(x.device().index);
-  if (handle == nullptr) return false;
+  cudnnHandle_t handle = cudnn_handle(x.device().index);
+  if (handle == nullptr) return false;  // cuDNN cannot start here: the im2col path instead
   ConvolutionSetup setup(x, weight, out, geometry);
   if (!setup.ready()) return false;
   DTRAIN_CUDNN_OR_DECLINE(cudnnSetStream(handle, stream));
@@ -179,7 +168,7 @@ bool CudaBackend::convolution2d_backward(const Tensor& grad_out, const Tensor& x
   }
   DeviceGuard guard(x.device().index);
   const cudaStream_t stream = current_stream(x.device().index);
-  cudnnHandle_t handle = handle_for(x.device().index);
+  cudnnHandle_t handle = cudnn_handle(x.device().index);
   if (handle == nullptr) return false;
   ConvolutionSetup setup(x, weight, grad_out, geometry);
   if (!setup.ready()) return false;

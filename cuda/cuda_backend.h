@@ -28,12 +28,22 @@ class CudaBackend final : public Backend {
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
+  // cuda/kernels/softmax_kernels.cu: the masked columns are never read.
+  void causal_softmax(const Tensor& scores, Tensor& out) override;
+  void causal_softmax_backward(const Tensor& grad_output, const Tensor& output, Tensor& grad_input) override;
+  // cuda/attention.cpp: cuDNN's fused flash attention (graph API) for bf16/fp16; false elsewhere.
+  bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override;
+  bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
   // Fused training kernels (cuda/kernels/layer_norm_kernels.cu, cross_entropy_kernels.cu,
   // adam_kernels.cu): every floating dtype, statistics in float32 for the 16-bit ones.
   void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out, Tensor& mean,
                   Tensor& rstd) override;
+  void add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, double eps,
+                      Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) override;
   void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                           const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) override;
+                           const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
+                           Tensor& grad_bias) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,
                      Tensor& lse, Tensor& loss) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& upstream,

@@ -1,8 +1,11 @@
 #include "layers/attention.h"
 
+#include <atomic>
 #include <cmath>
 #include <vector>
 
+#include "core/backend.h"
+#include "core/graph.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
 #include "core/ops/join.h"
@@ -18,6 +21,44 @@ Tensor causal_mask(int64_t length, Device device) {
   return gt(unsqueeze(positions, 0), unsqueeze(positions, 1));  // [1, T] > [T, 1]: column > row
 }
 
+namespace {
+
+std::atomic<bool> fused_attention_allowed{true};
+
+// Backend::attention for [B, H, T, D] q, k, v with a contiguous last dim; undefined when the
+// device declines, so the caller composes.
+Tensor fused_causal_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale) {
+  auto last_dim_contiguous = [](const Tensor& t) { return t.stride(-1) == 1 ? t : contiguous(t); };
+  const Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in), v = last_dim_contiguous(v_in);
+  Tensor out = empty(q.shape(), {.dtype = q.dtype(), .device = q.device()});
+  Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, {.dtype = kFloat32, .device = q.device()});
+  if (!backend_for(q.device()).attention(q, k, v, scale, out, lse)) return Tensor();
+  if (any_requires_grad({&q, &k, &v})) {
+    SavedTensor saved_q(q), saved_k(k), saved_v(v), saved_out(out), saved_lse(lse);
+    record("causal_attention", {q, k, v}, {out}, [=](const GradientList& g) {
+      const char* op = "causal_attention";
+      const Tensor saved_query = saved_q.unpack(op);
+      const Tensor grad_out = contiguous(g[0].dtype() == saved_query.dtype() ? g[0] : g[0].to(saved_query.dtype()));
+      const TensorOptions like{.dtype = saved_query.dtype(), .device = saved_query.device()};
+      Tensor grad_q = empty(saved_query.shape(), like), grad_k = empty(saved_query.shape(), like),
+             grad_v = empty(saved_query.shape(), like);
+      if (!backend_for(saved_query.device())
+               .attention_backward(grad_out, saved_query, saved_k.unpack(op), saved_v.unpack(op), saved_out.unpack(op),
+                                   saved_lse.unpack(op), scale, grad_q, grad_k, grad_v)) {
+        fail("internal: the fused attention backward on ", saved_query.device(),
+             " declined a case its forward took (q of shape ", saved_query.shape(), ", ", saved_query.dtype(), ")");
+      }
+      return GradientList{grad_q, grad_k, grad_v};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+void set_fused_attention_enabled(bool enabled) { fused_attention_allowed.store(enabled); }
+bool fused_attention_enabled() { return fused_attention_allowed.load(); }
+
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double dropout_p, bool training) {
   check_defined(q, "causal_attention", "q");
   check_defined(k, "causal_attention", "k");
@@ -26,8 +67,13 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
     fail("causal_attention: expected q, k and v of one shape [..., T, head_dim], got ", q.shape(), ", ", k.shape(),
          " and ", v.shape());
   }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const bool dropout_active = training && dropout_p > 0.0;
+  if (!dropout_active && q.dim() == 4 && !q.device().is_cpu() && fused_attention_enabled()) {
+    if (Tensor out = fused_causal_attention(q, k, v, scale); out.defined()) return out;
+  }
   // Scaling q ([T, hd]) costs less than scaling the scores ([T, T]) once T > hd.
-  Tensor scaled_q = mul(q, 1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  Tensor scaled_q = mul(q, scale);
   Tensor scores = matmul(scaled_q, transpose(k, -2, -1));  // [..., T, T]
   Tensor weights = dropout(causal_softmax(scores), dropout_p, training);  // the future masked inside
   return matmul(weights, v);

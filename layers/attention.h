@@ -21,9 +21,18 @@ struct AttentionConfig {
 Tensor causal_mask(int64_t length, Device device = Device::cpu());
 
 // softmax(q k^T / sqrt(head_dim), future masked) v for q, k, v [..., T, head_dim], batched
-// over the leading dims (batch, heads) in single matrix multiplies.
+// over the leading dims (batch, heads) in single matrix multiplies. For 4-d [B, H, T, D] inputs
+// without active dropout, the device's fused flash-attention kernel (Backend::attention: cuDNN
+// on CUDA for bf16/fp16) runs when it takes the case; otherwise, and always on the CPU, the
+// composed path: matmul, causal_softmax, matmul.
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, double dropout_p = 0.0,
                         bool training = false);
+
+// Whether causal_attention may use a fused kernel (on by default), as PyTorch's
+// torch.backends.cuda.enable_flash_sdp: off, every device runs the composed path (for tests and
+// comparisons). Process-wide.
+void set_fused_attention_enabled(bool enabled);
+bool fused_attention_enabled();
 
 class CausalSelfAttention : public Module {
  public:

@@ -29,38 +29,65 @@ bool fused_path_applies(const Tensor& x, const Tensor& weight, const Tensor& bia
   return true;
 }
 
-Tensor fused_layer_norm(const Tensor& x, const Tensor& weight_in, const Tensor& bias_in, int64_t size, double eps) {
+// layer_norm (residual undefined) or add_layer_norm (sum = x + residual, then its layer_norm)
+// through the kernel table; one autograd node either way.
+AddedAndNormalized fused_layer_norm(const Tensor& x, const Tensor& residual_in, const Tensor& weight_in,
+                                    const Tensor& bias_in, int64_t size, double eps) {
   const Tensor input = contiguous(x);
+  const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
   const Tensor weight = weight_in.defined() ? contiguous(weight_in) : Tensor();
   const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();
   const int64_t rows = size == 0 ? 0 : input.numel() / size;
+  const TensorOptions like_input{.dtype = input.dtype(), .device = input.device()};
   const TensorOptions statistics{.dtype = statistics_dtype(input.dtype()), .device = input.device()};
-  Tensor out = empty(input.shape(), {.dtype = input.dtype(), .device = input.device()});
+  Tensor out = empty(input.shape(), like_input);
   Tensor mean = empty({rows}, statistics);
   Tensor rstd = empty({rows}, statistics);
-  backend_for(input.device()).layer_norm(input, weight, bias, eps, out, mean, rstd);
+  Tensor sum;  // the normalised rows: x itself, or x + residual
+  if (residual.defined()) {
+    sum = empty(input.shape(), like_input);
+    backend_for(input.device()).add_layer_norm(input, residual, weight, bias, eps, sum, out, mean, rstd);
+  } else {
+    backend_for(input.device()).layer_norm(input, weight, bias, eps, out, mean, rstd);
+  }
 
-  if (any_requires_grad({&input, &weight, &bias})) {
-    const bool need_x = input.requires_grad();
+  if (any_requires_grad({&input, &residual, &weight, &bias})) {
+    const bool with_residual = residual.defined();
+    const bool need_x = input.requires_grad() || (with_residual && residual.requires_grad());
     const bool need_weight = weight.defined() && weight.requires_grad();
     const bool need_bias = bias.defined() && bias.requires_grad();
-    SavedTensor saved_x(input), saved_weight(weight), saved_mean(mean), saved_rstd(rstd);
-    record("layer_norm", {input, weight, bias}, {out},
-           [=](const GradientList& g) {
-             const Tensor grad_out = contiguous(g[0]);
-             const Tensor saved_input = saved_x.unpack("layer_norm");
-             const Tensor saved_w = saved_weight.unpack("layer_norm");
-             const TensorOptions like_input{.dtype = saved_input.dtype(), .device = saved_input.device()};
-             Tensor grad_x = need_x ? empty(saved_input.shape(), like_input) : Tensor();
-             Tensor grad_weight = need_weight ? empty(saved_w.shape(), like_input) : Tensor();
-             Tensor grad_bias = need_bias ? empty(saved_w.defined() ? saved_w.shape() : Shape{size}, like_input) : Tensor();
-             backend_for(saved_input.device())
-                 .layer_norm_backward(grad_out, saved_input, saved_w, saved_mean.unpack("layer_norm"),
-                                      saved_rstd.unpack("layer_norm"), grad_x, grad_weight, grad_bias);
-             return GradientList{grad_x, grad_weight, grad_bias};
-           });
+    SavedTensor saved_rows(with_residual ? sum : input), saved_weight(weight), saved_mean(mean), saved_rstd(rstd);
+    auto backward = [=](const Tensor& grad_out_in, const Tensor& grad_sum_in) {
+      const Tensor rows_normalised = saved_rows.unpack("layer_norm");
+      auto same_layout = [&](const Tensor& g) {
+        return contiguous(g.dtype() == rows_normalised.dtype() ? g : g.to(rows_normalised.dtype()));
+      };
+      // The engine hands zeros for an output that got no gradient, so both are defined when the
+      // sum exists (grad_sum_in is undefined only for plain layer_norm).
+      const Tensor grad_sum = grad_sum_in.defined() ? same_layout(grad_sum_in) : Tensor();
+      const Tensor saved_w = saved_weight.unpack("layer_norm");
+      const TensorOptions like{.dtype = rows_normalised.dtype(), .device = rows_normalised.device()};
+      Tensor grad_x = need_x ? empty(rows_normalised.shape(), like) : Tensor();
+      Tensor grad_weight = need_weight ? empty(saved_w.shape(), like) : Tensor();
+      Tensor grad_bias = need_bias ? empty(saved_w.defined() ? saved_w.shape() : Shape{size}, like) : Tensor();
+      backend_for(rows_normalised.device())
+          .layer_norm_backward(same_layout(grad_out_in), rows_normalised, saved_w, saved_mean.unpack("layer_norm"),
+                               saved_rstd.unpack("layer_norm"), need_x ? grad_sum : Tensor(), grad_x, grad_weight,
+                               grad_bias);
+      return GradientList{grad_x, grad_weight, grad_bias};
+    };
+    if (with_residual) {
+      // x and residual receive the same gradient: d(sum)/dx = d(sum)/d(residual) = 1.
+      record("add_layer_norm", {input, residual, weight, bias}, {sum, out}, [backward](const GradientList& g) {
+        GradientList grads = backward(g[1], g[0]);
+        return GradientList{grads[0], grads[0], grads[1], grads[2]};
+      });
+    } else {
+      record("layer_norm", {input, weight, bias}, {out},
+             [backward](const GradientList& g) { return backward(g[0], Tensor()); });
+    }
   }
-  return out;
+  return {sum, out};
 }
 
 void check_arguments(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias) {
@@ -98,7 +125,22 @@ Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   check_arguments(x, normalized_shape, weight, bias);
   if (!fused_path_applies(x, weight, bias)) return detail::layer_norm_composed(x, normalized_shape, weight, bias, eps);
-  return fused_layer_norm(x, weight, bias, normalized_shape.numel(), eps);
+  return fused_layer_norm(x, Tensor(), weight, bias, normalized_shape.numel(), eps).normalized;
+}
+
+AddedAndNormalized add_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                                  const Tensor& weight, const Tensor& bias, double eps) {
+  check_arguments(x, normalized_shape, weight, bias);
+  check_defined(residual, "add_layer_norm", "residual");
+  if (residual.shape() != x.shape() || residual.dtype() != x.dtype() || residual.device() != x.device()) {
+    fail("add_layer_norm: expected residual of x's shape, dtype and device (", x.shape(), ", ", x.dtype(), ", ",
+         x.device(), "), got ", residual.shape(), ", ", residual.dtype(), ", ", residual.device());
+  }
+  if (!fused_path_applies(x, weight, bias)) {
+    Tensor sum = add(x, residual);
+    return {sum, detail::layer_norm_composed(sum, normalized_shape, weight, bias, eps)};
+  }
+  return fused_layer_norm(x, residual, weight, bias, normalized_shape.numel(), eps);
 }
 
 LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine)
@@ -113,5 +155,15 @@ LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine
 }
 
 Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, normalized_shape_, weight_, bias_, eps_); }
+
+AddedAndNormalized LayerNorm::add_and_normalize(const Tensor& x, const Tensor& residual) {
+  Tensor sum;
+  Tensor normalized = call_with_hooks(x, [&] {
+    AddedAndNormalized result = add_layer_norm(x, residual, normalized_shape_, weight_, bias_, eps_);
+    sum = result.sum;
+    return result.normalized;
+  });
+  return {sum, normalized};
+}
 
 }  // namespace dtrain

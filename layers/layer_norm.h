@@ -10,6 +10,16 @@ namespace dtrain {
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 
+// x + residual and the layer norm of that sum, as one op: the residual add of a pre-norm
+// transformer block fused into the LayerNorm after it (one kernel each way on the fused path).
+// residual has x's shape, dtype and device.
+struct AddedAndNormalized {
+  Tensor sum;         // x + residual
+  Tensor normalized;  // layer_norm(sum)
+};
+AddedAndNormalized add_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
+
 namespace detail {
 // The same function built from tensor ops (the path for other devices and dtypes); public so
 // tests can hold the fused kernel against it.
@@ -28,6 +38,10 @@ class LayerNorm : public Module {
   const Tensor& bias() const { return bias_; }
   const Shape& normalized_shape() const { return normalized_shape_; }
   double eps() const { return eps_; }
+
+  // add_layer_norm(x, residual) with this module's parameters, run as a call of the module (its
+  // hooks fire around it, input x, output the normalized tensor).
+  AddedAndNormalized add_and_normalize(const Tensor& x, const Tensor& residual);
 
  protected:
   Tensor forward(const Tensor& x) override;

@@ -55,10 +55,14 @@ Module::Module(std::string type_name) : type_name_(std::move(type_name)), hooks_
 // --- forward and hooks ---
 
 Tensor Module::operator()(const Tensor& input) {
+  return call_with_hooks(input, [&] { return forward(input); });
+}
+
+Tensor Module::call_with_hooks(const Tensor& input, const std::function<Tensor()>& body) {
   std::shared_ptr<ModuleHooks> hooks = hooks_;
   // Copies: a hook may remove itself (or others) while the list is being walked.
   for (const auto& [id, hook] : std::vector(hooks->forward_pre)) hook(*this, input);
-  Tensor output = forward(input);
+  Tensor output = body();
   if (!hooks->backward_pre.empty() && output.defined() && output.requires_grad() && grad_mode_enabled()) {
     output = with_backward_pre_hooks(input, output);
   }

@@ -116,6 +116,9 @@ class Module {
 
  protected:
   virtual Tensor forward(const Tensor& input) = 0;
+  // What operator() does, with body in place of forward(input): for a module's second entry point
+  // (LayerNorm::add_and_normalize) that must fire the same hooks.
+  Tensor call_with_hooks(const Tensor& input, const std::function<Tensor()>& body);
 
  private:
   struct Slot {

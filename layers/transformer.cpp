@@ -27,8 +27,9 @@ TransformerBlock::TransformerBlock(const TransformerConfig& config) : Module("Tr
 }
 
 Tensor TransformerBlock::forward(const Tensor& x) {
-  Tensor h = add(x, (*attn_)((*ln1_)(x)));
-  return add(h, (*mlp_)((*ln2_)(h)));
+  // h = x + attn(ln1(x)) and ln2(h) in one op (add_layer_norm), the second residual add alone.
+  AddedAndNormalized h = ln2_->add_and_normalize(x, (*attn_)((*ln1_)(x)));
+  return add(h.sum, (*mlp_)(h.normalized));
 }
 
 }  // namespace dtrain

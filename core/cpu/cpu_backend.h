@@ -26,12 +26,25 @@ class CpuBackend final : public Backend {
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
+  // causal_softmax_kernels.cpp: one pass each way over the visible half of each row; 16-bit
+  // scores are computed in float32 and rounded once.
+  void causal_softmax(const Tensor& scores, Tensor& out) override;
+  void causal_softmax_backward(const Tensor& grad_output, const Tensor& output, Tensor& grad_input) override;
+  // No fused attention on the CPU: the composed path (matmul, causal_softmax, matmul) is its kernel.
+  bool attention(const Tensor&, const Tensor&, const Tensor&, double, Tensor&, Tensor&) override { return false; }
+  bool attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                          double, Tensor&, Tensor&, Tensor&) override {
+    return false;
+  }
   // Fused training kernels for float32 and float64 (layer_norm_kernels.cpp, cross_entropy_kernels.cpp,
   // adam_kernels.cpp); 16-bit tensors take the composed tensor-op paths on the CPU.
   void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out, Tensor& mean,
                   Tensor& rstd) override;
+  void add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, double eps,
+                      Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) override;
   void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                           const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) override;
+                           const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
+                           Tensor& grad_bias) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double label_smoothing,
                      Tensor& lse, Tensor& loss) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& upstream,

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/float_dispatch.h"
 #include "core/cpu/fast_exp.h"
 #include "core/cpu/strided_loop.h"
 #include "core/error.h"
@@ -65,12 +66,6 @@ void backward_rows(const T* logits, const int64_t* targets, const T* lse, const 
   });
 }
 
-template <typename Fn>
-void visit_float32_or_float64(DType dtype, const char* op, Fn&& fn) {
-  if (dtype == kFloat32) fn.template operator()<float>();
-  else if (dtype == kFloat64) fn.template operator()<double>();
-  else fail("internal: the CPU ", op, " kernel takes float32 or float64, got ", dtype);
-}
 
 }  // namespace
 

@@ -1,10 +1,11 @@
-// CpuBackend::layer_norm and layer_norm_backward for float32 and float64 rows (the layer in
-// layers/layer_norm.cpp calls them; 16-bit inputs take its composed path on the CPU).
+// CpuBackend::layer_norm, add_layer_norm and layer_norm_backward for float32 and float64 rows (the
+// layer in layers/layer_norm.cpp calls them; 16-bit inputs take its composed path on the CPU).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/float_dispatch.h"
 #include "core/cpu/strided_loop.h"
 #include "core/error.h"
 
@@ -30,12 +31,20 @@ T lane_sum(int64_t n, Term&& term) {
   return total;
 }
 
+// With a residual, each row of x + residual is written to sum first and normalised from there:
+// the same values, so the same result, as add() followed by layer_norm, read while in cache.
 template <typename T>
-void forward_rows(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd, int64_t rows, int64_t size,
-                  double eps) {
+void forward_rows(const T* x, const T* residual, T* sum, const T* weight, const T* bias, T* y, T* mean, T* rstd,
+                  int64_t rows, int64_t size, double eps) {
   parallel_for(rows, std::max<int64_t>(1, kParallelGrain / size), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const T* row = x + r * size;
+      if (residual) {
+        T* sum_row = sum + r * size;
+        const T* residual_row = residual + r * size;
+        for (int64_t i = 0; i < size; ++i) sum_row[i] = row[i] + residual_row[i];
+        row = sum_row;
+      }
       T* out = y + r * size;
       const T m = lane_sum<T>(size, [row](int64_t i) { return row[i]; }) / static_cast<T>(size);
       // Two passes (mean, then squared deviations): exact enough where E[x^2] - E[x]^2 is not.
@@ -56,9 +65,11 @@ void forward_rows(const T* x, const T* weight, const T* bias, T* y, T* mean, T* 
 
 // grad_x = rstd * (dy*w - mean(dy*w) - xhat * mean(dy*w * xhat)) per row; grad_weight and
 // grad_bias sum dy * xhat and dy over rows, block by block.
+// grad_sum, when given, is added to each grad_x element once that is computed (add_layer_norm's
+// residual path).
 template <typename T>
-void backward_rows(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, T* grad_x, T* grad_weight,
-                   T* grad_bias, int64_t rows, int64_t size) {
+void backward_rows(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, const T* grad_sum,
+                   T* grad_x, T* grad_weight, T* grad_bias, int64_t rows, int64_t size) {
   const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   std::vector<T> weight_partials(grad_weight ? static_cast<size_t>(blocks * size) : 0);
   std::vector<T> bias_partials(grad_bias ? static_cast<size_t>(blocks * size) : 0);
@@ -88,6 +99,10 @@ void backward_rows(const T* dy, const T* x, const T* weight, const T* mean, cons
           const T xhat = (row[i] - m) * r_std;
           out_row[i] = r_std * (scaled(i) - sum_scaled * inverse_size - xhat * sum_scaled_xhat * inverse_size);
         }
+        if (grad_sum) {
+          const T* addend = grad_sum + r * size;
+          for (int64_t i = 0; i < size; ++i) out_row[i] += addend[i];
+        }
       }
     }
   });
@@ -108,12 +123,6 @@ T* data_or_null(const Tensor& tensor) {
   return tensor.defined() ? tensor.data_ptr<T>() : nullptr;
 }
 
-template <typename Fn>
-void visit_float32_or_float64(DType dtype, const char* op, Fn&& fn) {
-  if (dtype == kFloat32) fn.template operator()<float>();
-  else if (dtype == kFloat64) fn.template operator()<double>();
-  else fail("internal: the CPU ", op, " kernel takes float32 or float64, got ", dtype);
-}
 
 }  // namespace
 
@@ -123,13 +132,25 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   if (rows == 0 || size == 0) return;
   visit_float32_or_float64(x.dtype(), "layer_norm", [&]<typename T>() {
-    forward_rows<T>(x.data_ptr<T>(), data_or_null<T>(weight), data_or_null<T>(bias), out.data_ptr<T>(),
-                    mean.data_ptr<T>(), rstd.data_ptr<T>(), rows, size, eps);
+    forward_rows<T>(x.data_ptr<T>(), nullptr, nullptr, data_or_null<T>(weight), data_or_null<T>(bias),
+                    out.data_ptr<T>(), mean.data_ptr<T>(), rstd.data_ptr<T>(), rows, size, eps);
+  });
+}
+
+void CpuBackend::add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                                double eps, Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) {
+  const int64_t rows = mean.numel();
+  const int64_t size = rows == 0 ? 0 : x.numel() / rows;
+  if (rows == 0 || size == 0) return;
+  visit_float32_or_float64(x.dtype(), "add_layer_norm", [&]<typename T>() {
+    forward_rows<T>(x.data_ptr<T>(), residual.data_ptr<T>(), sum.data_ptr<T>(), data_or_null<T>(weight),
+                    data_or_null<T>(bias), out.data_ptr<T>(), mean.data_ptr<T>(), rstd.data_ptr<T>(), rows, size, eps);
   });
 }
 
 void CpuBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                                     const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
+                                     const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
+                                     Tensor& grad_bias) {
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   visit_float32_or_float64(x.dtype(), "layer_norm_backward", [&]<typename T>() {
@@ -140,7 +161,7 @@ void CpuBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, co
       return;
     }
     backward_rows<T>(grad_out.data_ptr<T>(), x.data_ptr<T>(), data_or_null<T>(weight), mean.data_ptr<T>(),
-                     rstd.data_ptr<T>(), data_or_null<T>(grad_x), data_or_null<T>(grad_weight),
+                     rstd.data_ptr<T>(), data_or_null<T>(grad_sum), data_or_null<T>(grad_x), data_or_null<T>(grad_weight),
                      data_or_null<T>(grad_bias), rows, size);
   });
 }

@@ -1,8 +1,11 @@
-// CudaBackend::layer_norm and layer_norm_backward over contiguous rows [rows, size]. One block per
-// row computes the mean and then the squared deviations (two passes, as the CPU) with the block's
-// fixed shuffle tree, in the compute type (float for the 16-bit dtypes). The weight and bias
-// gradients sum over rows in two fixed-order stages (column partials over chunks of rows, then the
-// chunks in order), so they are reproducible and need no atomics.
+// CudaBackend::layer_norm, add_layer_norm and layer_norm_backward over contiguous rows [rows,
+// size]. One block per row computes the mean and then the squared deviations (two passes, as the
+// CPU) with the block's fixed shuffle tree, in the compute type (float for the 16-bit dtypes).
+// add_layer_norm is the same kernel given a residual: its first pass writes sum = x + residual
+// rounded to the dtype and sums those rounded values, and the later passes read them back, so
+// mean, rstd and out are bit for bit those of layer_norm on sum. The weight and bias gradients sum
+// over rows in two fixed-order stages (column partials over chunks of rows, then the chunks in
+// order), so they are reproducible and need no atomics.
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
@@ -18,17 +21,30 @@ __device__ inline compute_t<T> load(const T* pointer, int64_t i) {
   return Element<T>::load(pointer[i]);
 }
 
+// Normalises the rows of x, or with residual (and sum) non-null those of sum = x + residual.
 template <typename T>
-__global__ void layer_norm_forward_kernel(const T* x, const T* weight, const T* bias, T* y, compute_t<T>* mean,
-                                          compute_t<T>* rstd, int64_t rows, int64_t size, compute_t<T> eps) {
+__global__ void layer_norm_forward_kernel(const T* x, const T* residual, T* sum, const T* weight, const T* bias, T* y,
+                                          compute_t<T>* mean, compute_t<T>* rstd, int64_t rows, int64_t size,
+                                          compute_t<T> eps) {
   using C = compute_t<T>;
   __shared__ C shared[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* in = x + row * size;
     T* out = y + row * size;
-    C sum = 0;
-    for (int64_t i = threadIdx.x; i < size; i += blockDim.x) sum += load(in, i);
-    const C m = block_all_reduce<SumOp>(sum, shared) / static_cast<C>(size);
+    C total = 0;
+    if (residual != nullptr) {
+      const T* r = residual + row * size;
+      T* s = sum + row * size;
+      for (int64_t i = threadIdx.x; i < size; i += blockDim.x) {
+        const T rounded = Element<T>::store(load(in, i) + load(r, i));  // as add() rounds
+        s[i] = rounded;
+        total += Element<T>::load(rounded);
+      }
+      in = s;  // the later passes read the rounded sums; each thread only the ones it wrote
+    } else {
+      for (int64_t i = threadIdx.x; i < size; i += blockDim.x) total += load(in, i);
+    }
+    const C m = block_all_reduce<SumOp>(total, shared) / static_cast<C>(size);
     C squares = 0;
     for (int64_t i = threadIdx.x; i < size; i += blockDim.x) {
       const C deviation = load(in, i) - m;
@@ -49,10 +65,12 @@ __global__ void layer_norm_forward_kernel(const T* x, const T* weight, const T* 
   }
 }
 
-// grad_x = rstd * (dy*w - mean(dy*w) - xhat * mean(dy*w * xhat)) per row.
+// grad_x = rstd * (dy*w - mean(dy*w) - xhat * mean(dy*w * xhat)) per row, plus grad_sum where
+// non-null, added to that value rounded to the dtype (as a separate add() would see it).
 template <typename T>
 __global__ void layer_norm_grad_input_kernel(const T* dy, const T* x, const T* weight, const compute_t<T>* mean,
-                                             const compute_t<T>* rstd, T* grad_x, int64_t rows, int64_t size) {
+                                             const compute_t<T>* rstd, const T* grad_sum, T* grad_x, int64_t rows,
+                                             int64_t size) {
   using C = compute_t<T>;
   __shared__ C shared[32];
   const C inverse_size = C(1) / static_cast<C>(size);
@@ -69,10 +87,13 @@ __global__ void layer_norm_grad_input_kernel(const T* dy, const T* x, const T* w
     sum_scaled = block_all_reduce<SumOp>(sum_scaled, shared);
     sum_scaled_xhat = block_all_reduce<SumOp>(sum_scaled_xhat, shared);
     T* out = grad_x + row * size;
+    const T* residual_grad = grad_sum != nullptr ? grad_sum + row * size : nullptr;
     for (int64_t i = threadIdx.x; i < size; i += blockDim.x) {
       const C scaled = weight != nullptr ? load(g, i) * load(weight, i) : load(g, i);
       const C xhat = (load(in, i) - m) * r_std;
-      out[i] = Element<T>::store(r_std * (scaled - sum_scaled * inverse_size - xhat * sum_scaled_xhat * inverse_size));
+      T value = Element<T>::store(r_std * (scaled - sum_scaled * inverse_size - xhat * sum_scaled_xhat * inverse_size));
+      if (residual_grad != nullptr) value = Element<T>::store(Element<T>::load(value) + load(residual_grad, i));
+      out[i] = value;
     }
   }
 }
@@ -128,26 +149,39 @@ int threads_for_row(int64_t size) { return static_cast<int>(std::clamp<int64_t>(
 
 constexpr int64_t kMaxChunks = 65535;  // gridDim.y
 
-}  // namespace
-
-void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
-                             Tensor& mean, Tensor& rstd) {
+// layer_norm of x, or with residual and sum defined add_layer_norm: one kernel either way.
+void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& sum, const Tensor& weight,
+                        const Tensor& bias, double eps, Tensor& out, Tensor& mean, Tensor& rstd, const char* op) {
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   if (rows == 0 || size == 0) return;
   LaunchContext context(x.device());
-  visit_floating_dtype(x.dtype(), "layer_norm", [&]<typename T>() {
+  visit_floating_dtype(x.dtype(), op, [&]<typename T>() {
     using C = compute_t<T>;
     const auto blocks = static_cast<unsigned int>(std::min(rows, kMaxBlocks));
     layer_norm_forward_kernel<T><<<blocks, std::min(threads_for_row(size), 512), 0, context.stream>>>(
-        static_cast<const T*>(x.data()), data_or_null<T>(weight), data_or_null<T>(bias), static_cast<T*>(out.data()),
-        static_cast<C*>(mean.data()), static_cast<C*>(rstd.data()), rows, size, static_cast<C>(eps));
-    check_launch("layer_norm", x.dtype());
+        static_cast<const T*>(x.data()), data_or_null<T>(residual), sum.defined() ? static_cast<T*>(sum.data()) : nullptr,
+        data_or_null<T>(weight), data_or_null<T>(bias), static_cast<T*>(out.data()), static_cast<C*>(mean.data()),
+        static_cast<C*>(rstd.data()), rows, size, static_cast<C>(eps));
+    check_launch(op, x.dtype());
   });
 }
 
+}  // namespace
+
+void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
+                             Tensor& mean, Tensor& rstd) {
+  layer_norm_forward(x, Tensor(), Tensor(), weight, bias, eps, out, mean, rstd, "layer_norm");
+}
+
+void CudaBackend::add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                                 double eps, Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) {
+  layer_norm_forward(x, residual, sum, weight, bias, eps, out, mean, rstd, "add_layer_norm");
+}
+
 void CudaBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                                      const Tensor& rstd, Tensor& grad_x, Tensor& grad_weight, Tensor& grad_bias) {
+                                      const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
+                                      Tensor& grad_bias) {
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   LaunchContext context(x.device());
@@ -166,7 +200,8 @@ void CudaBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, c
     if (grad_x.defined()) {
       const auto blocks = static_cast<unsigned int>(std::min(rows, kMaxBlocks));
       layer_norm_grad_input_kernel<T><<<blocks, std::min(threads_for_row(size), 512), 0, context.stream>>>(
-          dy, input, data_or_null<T>(weight), row_mean, row_rstd, static_cast<T*>(grad_x.data()), rows, size);
+          dy, input, data_or_null<T>(weight), row_mean, row_rstd, data_or_null<T>(grad_sum),
+          static_cast<T*>(grad_x.data()), rows, size);
       check_launch("layer_norm_backward (input)", x.dtype());
     }
     if (!grad_weight.defined() && !grad_bias.defined()) return;

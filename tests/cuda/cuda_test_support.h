@@ -54,6 +54,18 @@ inline Tolerance tolerance_for(DType dtype) {
   }
 }
 
+inline bool is_16_bit(DType dtype) { return dtype == kBFloat16 || dtype == kFloat16; }
+
+// The dtype the CPU reference computes in for the fused-kernel tests (16-bit results are checked
+// against float64).
+inline DType reference_dtype(DType dtype) { return is_16_bit(dtype) ? kFloat64 : dtype; }
+
+// For fused kernels: row sums of a few hundred float terms round differently on the two devices.
+inline Tolerance fused_tolerance(DType dtype) {
+  if (dtype == kFloat32) return {1e-4, 1e-5};
+  return tolerance_for(dtype);
+}
+
 inline const std::vector<DType>& floating_dtypes() {
   static const std::vector<DType> dtypes{kFloat32, kFloat64, kBFloat16, kFloat16};
   return dtypes;

@@ -19,16 +19,6 @@ using namespace dtrain::cuda_test;
 
 namespace {
 
-bool is_16_bit(DType dtype) { return dtype == kBFloat16 || dtype == kFloat16; }
-
-// The CPU computes in this dtype (the 16-bit ones are checked against float64).
-DType reference_dtype(DType dtype) { return is_16_bit(dtype) ? kFloat64 : dtype; }
-
-// Row sums of a few hundred float terms round differently on the two devices.
-Tolerance fused_tolerance(DType dtype) {
-  if (dtype == kFloat32) return {1e-4, 1e-5};
-  return tolerance_for(dtype);
-}
 
 // Leaves with the same (dtype-rounded) values on the CPU, in the reference dtype, and on the GPU.
 struct LeafPair {

@@ -1,6 +1,5 @@
 // causal_softmax: the fused CPU path against masked_fill + softmax, bit for bit, forward and
 // backward, and a gradcheck.
-#include <cstring>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"
@@ -8,15 +7,10 @@
 using namespace dtrain;
 using dtrain::test::random_tensor;
 using dtrain::test::require_gradcheck;
+using dtrain::test::same_bits;
 using Catch::Matchers::Contains;
 
 namespace {
-
-template <typename T>
-bool same_bits(const Tensor& a, const Tensor& b) {
-  const std::vector<T> x = a.to_vector<T>(), y = b.to_vector<T>();
-  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0;
-}
 
 // Forward output and input gradient (for a fixed, non-uniform upstream gradient) of fn.
 template <typename Fn>
@@ -68,4 +62,25 @@ TEST_CASE("causal_softmax gradcheck, and its shape errors") {
   require_gradcheck([](const std::vector<Tensor>& in) { return causal_softmax(in[0]); }, {random_tensor({2, 5, 5}, 9)});
   REQUIRE_THROWS_WITH(causal_softmax(zeros({3, 4})), Contains("expected scores [..., T, T], got shape [3, 4]"));
   REQUIRE_THROWS_WITH(causal_softmax(zeros({3})), Contains("expected scores [..., T, T], got shape [3]"));
+}
+
+TEST_CASE("causal_softmax in bfloat16 and float16 is the float32 result rounded once, forward and backward") {
+  // The CPU kernel widens 16-bit scores to float32, so its result must equal the float32 kernel's
+  // on the same (already 16-bit) values, rounded to the dtype: bit for bit.
+  for (DType dtype : {kBFloat16, kFloat16}) {
+    INFO("dtype " << dtype);
+    Tensor scores = (random_tensor({2, 37, 37}, 71, false) * 3.0).to(dtype);
+    Tensor upstream = random_tensor({2, 37, 37}, 72, false).to(dtype);
+    auto [out, grad] = forward_and_gradient(scores, upstream, [](const Tensor& x) { return causal_softmax(x); });
+    REQUIRE(out.dtype() == dtype);
+    auto [wide_out, wide_grad] = forward_and_gradient(scores.to(kFloat32), upstream.to(kFloat32),
+                                                      [](const Tensor& x) { return causal_softmax(x); });
+    REQUIRE(equal(out, wide_out.to(dtype)));
+    // The backward reads the rounded forward output, so compare against the float32 formula on it.
+    Tensor rounded = out.to(kFloat32), g = upstream.to(kFloat32);
+    Tensor expected = mul(rounded, sub(g, sum(mul(g, rounded), {-1}, /*keepdim=*/true)));
+    REQUIRE(equal(grad, expected.to(dtype)));
+    // And it is a softmax: each row sums to 1 within the dtype's rounding.
+    REQUIRE(allclose(sum(out.to(kFloat32), {-1}), ones({2, 37}), 0, dtype == kBFloat16 ? 0.05 : 0.01));
+  }
 }

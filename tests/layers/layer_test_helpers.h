@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "autograd/autograd.h"
@@ -16,6 +17,13 @@ inline void require_gradcheck(const autograd::DifferentiableFunction& fn, const 
   autograd::GradcheckResult result = autograd::gradcheck(fn, inputs, options);
   INFO(result.message);
   REQUIRE(result.passed);
+}
+
+// Whether a and b hold the same bits (T is their element type).
+template <typename T>
+bool same_bits(const Tensor& a, const Tensor& b) {
+  const std::vector<T> x = a.to_vector<T>(), y = b.to_vector<T>();
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0;
 }
 
 // N(0, 1) values from a private generator (the default one is left alone), float64.

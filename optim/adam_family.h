@@ -43,10 +43,15 @@ class AdamFamily : public Optimizer {
   }
 
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParameterState& state) override;
+  // The multi-tensor step: adam_update_many over the group.
+  void update_group(const ParamGroup& group, const std::vector<PendingUpdate>& updates) override;
   std::vector<std::string> state_names(const HyperParameters& hyperparameters) const override;
   void check_hyperparameters(const HyperParameters& hyperparameters) const override;
 
  private:
+  AdamHyperParameters hyperparameters_of(const ParamGroup& group) const;
+  AdamState state_of(const ParamGroup& group, const Tensor& param, ParameterState& state) const;
+
   WeightDecayKind weight_decay_kind_;
 };
 

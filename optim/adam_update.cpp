@@ -3,6 +3,7 @@
 // checks); CMakeLists.txt compiles this file with -ffp-contract=off so no multiply-add is fused.
 #include "optim/adam_update.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/backend.h"
@@ -85,6 +86,33 @@ void adam_update(const Tensor& param, const Tensor& grad, const AdamState& state
     return;
   }
   adam_tensor_ops(param, grad, state, hyper, c);
+}
+
+void adam_update_many(const std::vector<AdamUpdateItem>& items, const AdamHyperParameters& hyper, bool allow_fused) {
+  // Batches keyed by device and update number, in the order their first parameter comes.
+  struct Batch {
+    Device device;
+    int64_t step;
+    std::vector<AdamTensors> parameters;
+  };
+  std::vector<Batch> batches;
+  for (const AdamUpdateItem& item : items) {
+    if (!(allow_fused && fusable(item.param, item.grad, item.state))) {
+      adam_update(item.param, item.grad, item.state, hyper, item.step, /*allow_fused=*/false);
+      continue;
+    }
+    auto batch = std::find_if(batches.begin(), batches.end(), [&](const Batch& candidate) {
+      return candidate.device == item.param.device() && candidate.step == item.step;
+    });
+    if (batch == batches.end()) batch = batches.insert(batches.end(), Batch{item.param.device(), item.step, {}});
+    batch->parameters.push_back(AdamTensors{.param = item.param, .grad = item.grad, .exp_avg = item.state.exp_avg,
+                                            .exp_avg_sq = item.state.exp_avg_sq,
+                                            .max_exp_avg_sq = item.state.max_exp_avg_sq, .master = Tensor()});
+  }
+  for (const Batch& batch : batches) {
+    backend_for(batch.device).adam_update(batch.parameters, adam_step_scalars(hyper, batch.step));
+    for (const AdamTensors& parameter : batch.parameters) parameter.param.storage()->bump_version();
+  }
 }
 
 }  // namespace dtrain::optim

@@ -43,4 +43,17 @@ AdamStepScalars adam_step_scalars(const AdamHyperParameters& hyper, int64_t step
 void adam_update(const Tensor& param, const Tensor& grad, const AdamState& state, const AdamHyperParameters& hyper,
                  int64_t step, bool allow_fused);
 
+// One parameter of adam_update_many, at its own update number.
+struct AdamUpdateItem {
+  Tensor param;
+  Tensor grad;
+  AdamState state;
+  int64_t step = 0;
+};
+// adam_update for many parameters with one set of hyper-parameters: those the device's fused
+// kernel takes go to it together, one Backend::adam_update call per device and update number
+// (on CUDA one multi-tensor launch, not one per parameter); the rest take the tensor-op path. The
+// results equal adam_update's, parameter by parameter, bit for bit.
+void adam_update_many(const std::vector<AdamUpdateItem>& items, const AdamHyperParameters& hyper, bool allow_fused);
+
 }  // namespace dtrain::optim

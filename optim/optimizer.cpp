@@ -115,20 +115,26 @@ void Optimizer::step() {
   NoGradGuard no_grad;
   size_t index = 0;
   for (const ParamGroup& group : groups_) {
+    std::vector<PendingUpdate> updates;
     for (const Tensor& param : group.params) {
       ParameterState& state = states_[index];
-      const Tensor grad = param.grad();
+      Tensor grad = param.grad();
       if (grad.defined()) {
         if (grad.device() != param.device()) {
           fail(name_, ".step: ", describe_parameter(index), " is on ", param.device(), " but its gradient is on ",
                grad.device());
         }
-        state.step += 1;
-        update(group, param, grad, state);
+        updates.push_back({param, std::move(grad), &state});
       }
       ++index;
     }
+    for (PendingUpdate& pending : updates) pending.state->step += 1;
+    if (!updates.empty()) update_group(group, updates);
   }
+}
+
+void Optimizer::update_group(const ParamGroup& group, const std::vector<PendingUpdate>& updates) {
+  for (const PendingUpdate& pending : updates) update(group, pending.param, pending.grad, *pending.state);
 }
 
 const ParamGroup& Optimizer::param_group(size_t group) const {

@@ -104,6 +104,16 @@ class Optimizer {
   // Applies one update to param from grad. state.step is already counted for this update (it
   // is 1 on the first). Runs under NoGradGuard.
   virtual void update(const ParamGroup& group, const Tensor& param, const Tensor& grad, ParameterState& state) = 0;
+  // One parameter of a group's step, its state's step already counted.
+  struct PendingUpdate {
+    Tensor param;
+    Tensor grad;
+    ParameterState* state;
+  };
+  // Applies one step to every parameter of a group that has a gradient. The default calls update()
+  // for each in order; an optimizer with a multi-tensor kernel overrides it to update them
+  // together (AdamFamily: one kernel launch per device and step count).
+  virtual void update_group(const ParamGroup& group, const std::vector<PendingUpdate>& updates);
   // The names of the tensors a parameter's state holds once it has been updated, given its
   // group's hyper-parameters (what load_state_dict expects to find).
   virtual std::vector<std::string> state_names(const HyperParameters& hyperparameters) const = 0;

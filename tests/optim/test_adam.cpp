@@ -179,3 +179,55 @@ TEST_CASE("AdamW updates 16-bit parameters through tensor ops", "[optim][adamw]"
   check_close(run_dtrain<AdamW>(options, 3, true, kBFloat16), expected, 8e-3);
   check_close(run_dtrain<AdamW>(options, 3, true, kFloat16), expected, 1e-3);
 }
+
+TEST_CASE("adam_update_many equals adam_update parameter by parameter, bit for bit", "[optim][adamw]") {
+  // Parameters at different update numbers (two batches), one strided (the tensor-op path), in
+  // float32 and float64 (separate batches), against the single-parameter function on copies.
+  const AdamHyperParameters hyper{.lr = 0.02, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6, .weight_decay = 0.1,
+                                  .weight_decay_kind = WeightDecayKind::Decoupled};
+  struct Case {
+    Shape shape;
+    DType dtype;
+    int64_t step;
+    bool strided;
+  };
+  const std::vector<Case> cases{{{7}, kFloat32, 3, false},
+                                {{4, 5}, kFloat32, 3, false},
+                                {{6}, kFloat32, 1, false},
+                                {{5, 4}, kFloat64, 3, false},
+                                {{4, 6}, kFloat32, 3, true}};
+  std::vector<AdamUpdateItem> batched, single;
+  std::vector<Tensor> initial;
+  Generator generator(77);
+  auto state_like = [&](const Tensor& param) {
+    return AdamState{.exp_avg = mul(rand(param.shape(), {.dtype = param.dtype()}, &generator), 0.1),
+                     .exp_avg_sq = mul(rand(param.shape(), {.dtype = param.dtype()}, &generator), 0.01),
+                     .max_exp_avg_sq = Tensor()};
+  };
+  auto copy_of = [](const AdamState& state) {
+    return AdamState{.exp_avg = state.exp_avg.clone(), .exp_avg_sq = state.exp_avg_sq.clone(), .max_exp_avg_sq = Tensor()};
+  };
+  for (const Case& c : cases) {
+    Tensor param = randn(c.shape, {.dtype = c.dtype}, &generator);
+    Tensor grad = randn(c.shape, {.dtype = c.dtype}, &generator);
+    AdamState state = state_like(param);
+    if (c.strided) {  // transposed views: not contiguous, so not fusable
+      param = param.transpose(0, 1);
+      grad = grad.transpose(0, 1);
+      state = AdamState{.exp_avg = state.exp_avg.transpose(0, 1), .exp_avg_sq = state.exp_avg_sq.transpose(0, 1),
+                        .max_exp_avg_sq = Tensor()};
+    }
+    initial.push_back(param.clone());
+    single.push_back({.param = param.clone(), .grad = grad, .state = copy_of(state), .step = c.step});
+    batched.push_back({.param = param, .grad = grad, .state = state, .step = c.step});
+  }
+  adam_update_many(batched, hyper, /*allow_fused=*/true);
+  for (const AdamUpdateItem& item : single) adam_update(item.param, item.grad, item.state, hyper, item.step, true);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("parameter " << i);
+    REQUIRE(equal(batched[i].param, single[i].param));
+    REQUIRE(equal(batched[i].state.exp_avg, single[i].state.exp_avg));
+    REQUIRE(equal(batched[i].state.exp_avg_sq, single[i].state.exp_avg_sq));
+    REQUIRE_FALSE(equal(batched[i].param, initial[i]));  // the step did move it
+  }
+}

@@ -1,5 +1,6 @@
 #include "dist/cuda_communication.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -79,6 +80,9 @@ std::unique_ptr<CommunicationBackend> create_cuda_backend(ProcessGroup& group, D
 
 std::unique_ptr<CommunicationBackend> create_nccl_backend(ProcessGroup& group, Device device) {
   if (!device.is_cuda()) fail("create_nccl_backend: expected a CUDA device, got ", device);
+  // Read before the first collective below: a bad value raises on every rank (the environment is
+  // the job's), before any rank waits for another.
+  const double timeout_seconds = nccl_timeout_seconds_from_environment();
   // 16 words of unique id and a word that says whether rank 0 made one (else every rank raises).
   constexpr int64_t kIdWords = sizeof(detail::NcclUniqueId) / sizeof(int64_t);
   static_assert(sizeof(detail::NcclUniqueId) % sizeof(int64_t) == 0);
@@ -110,7 +114,21 @@ std::unique_ptr<CommunicationBackend> create_nccl_backend(ProcessGroup& group, D
   options.rank = group.rank();
   options.device = device.index;
   options.injected_delay_microseconds = injected_delay_microseconds();
+  options.timeout_seconds = timeout_seconds;
   return detail::nccl_library().create_backend(id, options);
+}
+
+double nccl_timeout_seconds_from_environment() {
+  const char* value = std::getenv("DTRAIN_NCCL_TIMEOUT_SECONDS");
+  if (value == nullptr || *value == '\0') return 600.0;
+  char* end = nullptr;
+  const double seconds = std::strtod(value, &end);
+  if (end == value || *end != '\0' || !std::isfinite(seconds) || seconds <= 0) {
+    fail("DTRAIN_NCCL_TIMEOUT_SECONDS: expected a number of seconds > 0 (how long an NCCL collective may stay "
+         "pending before its communicator is aborted), got '",
+         value, "'");
+  }
+  return seconds;
 }
 
 int64_t injected_delay_microseconds() {

@@ -12,6 +12,11 @@
 // Environment:
 //   DTRAIN_CUDA_COMMUNICATION=auto|nccl|staged   force a backend; default auto. nccl raises (on
 //                                                every rank) when NCCL cannot be used.
+//   DTRAIN_NCCL_TIMEOUT_SECONDS=S                an NCCL collective still pending S seconds after it
+//                                                was issued aborts its group's communicator (the
+//                                                group's watchdog, dist/collective_watchdog.h): every
+//                                                later use of the group raises, naming it; default
+//                                                600, S > 0 (fractions allowed)
 //   DTRAIN_TEST_INJECT_DELAYS_US=N               test only: spin N microseconds on the GPU before
 //                                                each NCCL all-gather and reduce-scatter (on the
 //                                                compute and the communication stream) and after
@@ -56,6 +61,10 @@ std::unique_ptr<CommunicationBackend> create_nccl_backend(ProcessGroup& group, D
 
 // Whether libdtrain_nccl.so loads here (never raises); reason gets why not.
 bool nccl_available(std::string* reason = nullptr);
+
+// DTRAIN_NCCL_TIMEOUT_SECONDS, read at each new NCCL backend; 600 when unset or empty. Raises,
+// naming the variable and the value, on anything but a finite number of seconds > 0.
+double nccl_timeout_seconds_from_environment();
 
 // DTRAIN_TEST_INJECT_DELAYS_US, read once; 0 when unset.
 int64_t injected_delay_microseconds();

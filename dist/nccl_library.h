@@ -30,6 +30,9 @@ struct NcclBackendOptions {
   // that spins this long on the compute stream (as if the producer were slow) and on the
   // communication stream (as if the collective were): a missing stream dependency then shows.
   int64_t injected_delay_microseconds = 0;
+  // DTRAIN_NCCL_TIMEOUT_SECONDS: a collective still pending this long after it was issued aborts
+  // the communicator (dist/collective_watchdog.h), and every later use of the group raises.
+  double timeout_seconds = 600;
 };
 
 class NcclLibrary {
@@ -44,7 +47,7 @@ class NcclLibrary {
 };
 
 // Bumped whenever this interface, CommunicationBackend, Work or the Tensor layout change.
-inline constexpr int kNcclLibraryAbiVersion = 1;
+inline constexpr int kNcclLibraryAbiVersion = 2;
 // The library's entry point: returns the library, or null with *error set (a string that lives
 // as long as the library).
 using NcclLibraryEntry = NcclLibrary* (*)(int abi_version, const char** error);

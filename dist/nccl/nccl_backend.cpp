@@ -1,5 +1,8 @@
 #include "dist/nccl/nccl_backend.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -68,7 +71,36 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   return a_begin < b_begin + b.nbytes() && b_begin < a_begin + a.nbytes();
 }
 
-// The Work of one NCCL collective: a completion event on the communication stream.
+// A collective's completion event, shared by its Work and its watchdog entry: destroyed when the
+// last of them lets go, so the watchdog never polls a destroyed event.
+class CompletionEvent {
+ public:
+  CompletionEvent(int device, cudaStream_t stream) : device_(device) {
+    DTRAIN_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming));
+    const cudaError_t recorded = cudaEventRecord(event_, stream);
+    if (recorded != cudaSuccess) cudaEventDestroy(event_);
+    check_cuda(recorded, "cudaEventRecord(done, communication stream)", __FILE__, __LINE__);
+  }
+  ~CompletionEvent() {
+    // On any thread (the watchdog's drops its entries there), with the event's device current.
+    // A destructor cannot raise: failures (a CUDA runtime shutting down at exit) are ignored.
+    int previous = 0;
+    const bool switched = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_) == cudaSuccess;
+    cudaEventDestroy(event_);
+    if (switched) cudaSetDevice(previous);
+  }
+  CompletionEvent(const CompletionEvent&) = delete;
+  CompletionEvent& operator=(const CompletionEvent&) = delete;
+
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  int device_;
+  cudaEvent_t event_ = nullptr;
+};
+
+// The Work of one NCCL collective: a completion event on the communication stream, watched by the
+// communicator's watchdog.
 class NcclWork final : public Work {
  public:
   NcclWork(std::shared_ptr<Communicator> communicator, cudaStream_t issuing_stream, std::vector<Tensor> keep_alive,
@@ -76,23 +108,29 @@ class NcclWork final : public Work {
       : communicator_(std::move(communicator)),
         issuing_stream_(issuing_stream),
         keep_alive_(std::move(keep_alive)),
-        description_(std::move(description)) {
-    DTRAIN_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
-    DTRAIN_NCCL_CUDA_CHECK(cudaEventRecord(done_, communicator_->stream));
+        description_(std::move(description)),
+        done_(std::make_shared<CompletionEvent>(communicator_->device, communicator_->stream)) {
+    // Polled on the watchdog's thread, which needs the event's device current there. A failing
+    // query counts as completed: the issuing thread's next call on the group reports the error.
+    communicator_->watchdog->watch(description_, [done = done_, device = communicator_->device] {
+      if (cudaSetDevice(device) != cudaSuccess) return true;
+      return cudaEventQuery(done->get()) != cudaErrorNotReady;
+    });
   }
 
   ~NcclWork() override {
     // A destructor cannot raise: failures here (a CUDA runtime shutting down at exit) are ignored.
     int previous = 0;
     bool switched = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(communicator_->device) == cudaSuccess;
-    if (!waited_) cudaStreamWaitEvent(issuing_stream_, done_, 0);
-    cudaEventDestroy(done_);
+    if (!waited_) cudaStreamWaitEvent(issuing_stream_, done_->get(), 0);
     if (switched) cudaSetDevice(previous);
   }
 
   bool is_completed() override {
     DeviceGuard guard(communicator_->device);
-    cudaError_t status = cudaEventQuery(done_);
+    const cudaError_t status = cudaEventQuery(done_->get());
+    // After the query: an aborted collective's event completes too, and must raise, not count as done.
+    communicator_->watchdog->check();
     if (status == cudaErrorNotReady) {
       communicator_->check_async_error(description_);
       return false;
@@ -103,7 +141,7 @@ class NcclWork final : public Work {
 
   void wait() override {
     DeviceGuard guard(communicator_->device);
-    DTRAIN_NCCL_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(communicator_->device), done_, 0));
+    DTRAIN_NCCL_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(communicator_->device), done_->get(), 0));
     waited_ = true;
     communicator_->check_async_error(description_);
   }
@@ -113,15 +151,33 @@ class NcclWork final : public Work {
   cudaStream_t issuing_stream_;
   std::vector<Tensor> keep_alive_;
   std::string description_;
-  cudaEvent_t done_ = nullptr;
+  std::shared_ptr<CompletionEvent> done_;
   bool waited_ = false;
 };
+
+CollectiveWatchdog::Options watchdog_options(const detail::NcclBackendOptions& options) {
+  if (!(options.timeout_seconds > 0)) {
+    fail("NCCL backend: expected a timeout > 0 seconds (DTRAIN_NCCL_TIMEOUT_SECONDS), got ", options.timeout_seconds);
+  }
+  CollectiveWatchdog::Options watch;
+  // Whole milliseconds, at least one; capped (about 30 years) so that the conversion cannot overflow.
+  const double milliseconds = std::ceil(std::min(options.timeout_seconds, 1e9) * 1000.0);
+  watch.timeout = std::chrono::milliseconds(static_cast<int64_t>(milliseconds));
+  watch.poll_interval = std::chrono::milliseconds(100);
+  watch.rank = options.rank;
+  watch.timeout_setting = "DTRAIN_NCCL_TIMEOUT_SECONDS";
+  return watch;
+}
 
 }  // namespace
 
 Communicator::Communicator(const detail::NcclUniqueId& id, const detail::NcclBackendOptions& options)
     : device(options.device), size(options.size), rank(options.rank) {
   if (size < 1 || rank < 0 || rank >= size) fail("NCCL backend: expected a rank in [0, ", size, "), got ", rank);
+  // Before the communicator: its thread idles until a collective is watched, and a throwing
+  // constructor then leaves no communicator behind.
+  watchdog = std::make_unique<CollectiveWatchdog>(watchdog_options(options),
+                                                  [this](const std::string&, CollectiveWatchdog::Clock::duration) { abort(); });
   DeviceGuard guard(device);
   DTRAIN_NCCL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   DTRAIN_NCCL_CUDA_CHECK(cudaEventCreateWithFlags(&inputs_ready, cudaEventDisableTiming));
@@ -131,25 +187,48 @@ Communicator::Communicator(const detail::NcclUniqueId& id, const detail::NcclBac
 }
 
 Communicator::~Communicator() {
-  // Finishes what is queued before the communicator goes. At process exit the CUDA runtime may be
-  // gone already: then the communicator is left to the operating system.
+  // Finishes what is queued before the communicator goes, with the watchdog still watching: a
+  // collective that never completes is aborted after the timeout, which ends this wait instead of
+  // hanging in it. At process exit the CUDA runtime may be gone already: then the communicator is
+  // left to the operating system.
   int previous = 0;
   bool switched = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device) == cudaSuccess;
-  if (cudaStreamSynchronize(stream) == cudaSuccess) {
-    if (comm != nullptr) ncclCommDestroy(comm);
+  const bool drained = cudaStreamSynchronize(stream) == cudaSuccess;
+  watchdog.reset();  // joins its thread: nothing aborts comm behind this destructor's back now
+  if (drained) {
+    if (comm != nullptr && !aborted) ncclCommDestroy(comm);  // ncclCommAbort freed an aborted one
     cudaEventDestroy(inputs_ready);
     cudaStreamDestroy(stream);
   }
   if (switched) cudaSetDevice(previous);
 }
 
-void Communicator::check_async_error(const std::string& during) const {
+std::unique_lock<std::timed_mutex> Communicator::use(const std::string& during) {
+  std::unique_lock lock(comm_mutex);
+  watchdog->check();
+  // The watchdog records its failure before it aborts, so this only guards against a change there.
+  if (aborted) fail("NCCL ", during, ": the communicator was aborted");
+  return lock;
+}
+
+void Communicator::check_async_error(const std::string& during) {
+  std::unique_lock lock = use(during);
   ncclResult_t state = ncclSuccess;
   DTRAIN_NCCL_CHECK(ncclCommGetAsyncError(comm, &state));
   if (state != ncclSuccess && state != ncclInProgress) {
     fail("NCCL reported an asynchronous error during ", during, ": ", ncclGetErrorString(state), " (",
          ncclGetLastError(comm), ")");
   }
+}
+
+void Communicator::abort() {
+  // An issuing thread holds the lock for microseconds, unless it is stuck inside NCCL waiting for
+  // a peer that is gone — what the abort must end: so wait a little, then abort without the lock.
+  std::unique_lock lock(comm_mutex, std::defer_lock);
+  (void)lock.try_lock_for(std::chrono::seconds(5));
+  if (aborted.exchange(true)) return;
+  DTRAIN_NCCL_CUDA_CHECK(cudaSetDevice(device));  // the watchdog's thread: this communicator's device
+  DTRAIN_NCCL_CHECK(ncclCommAbort(comm));
 }
 
 NcclBackend::NcclBackend(const detail::NcclUniqueId& id, detail::NcclBackendOptions options)
@@ -164,6 +243,10 @@ WorkHandle NcclBackend::launch(const char* collective, const Tensor& tensor, std
     fail("NCCL ", collective, ": this group's NCCL communicator is on cuda:", communicator.device, ", got a tensor on ",
          tensor.device(), " (one device per rank: the group's first CUDA collective fixed it)");
   }
+  std::string description = dtrain::detail::concat("NCCL ", collective, "(", dtype_name(tensor.dtype()), ", ",
+                                                   tensor.numel(), " elements) over ", communicator.size, " ranks");
+  // Raises once the watchdog has aborted the communicator; keeps it from aborting until issued.
+  std::unique_lock in_use = communicator.use(description);
   DeviceGuard guard(communicator.device);
   cudaStream_t compute = compute_stream(communicator.device);
   const int64_t delay = delayed ? injected_delay_microseconds_ : 0;
@@ -172,8 +255,6 @@ WorkHandle NcclBackend::launch(const char* collective, const Tensor& tensor, std
   DTRAIN_NCCL_CUDA_CHECK(cudaStreamWaitEvent(communicator.stream, communicator.inputs_ready, 0));
   spin_on_stream(communicator.stream, delay);  // test only: as if the collective were slow
   enqueue(communicator.stream);
-  std::string description = dtrain::detail::concat("NCCL ", collective, "(", dtype_name(tensor.dtype()), ", ", tensor.numel(),
-                                           " elements) over ", communicator.size, " ranks");
   return std::make_shared<NcclWork>(communicator_, compute, std::move(keep_alive), std::move(description));
 }
 
@@ -244,6 +325,7 @@ WorkHandle NcclBackend::barrier() {
   work->wait();
   DeviceGuard guard(communicator_->device);
   DTRAIN_NCCL_CUDA_CHECK(cudaStreamSynchronize(communicator_->stream));
+  communicator_->check_async_error("NCCL barrier");  // the wait may have ended by the watchdog's abort
   return work;
 }
 

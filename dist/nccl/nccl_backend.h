@@ -12,29 +12,44 @@
 //   memory  the Work holds the tensors (and any temporary) until it is destroyed; if it was never
 //           waited for, its destructor makes the issuing stream wait for the completion, so the
 //           caching allocator reuses their memory on that stream only after NCCL is done with it.
+//   timeout every collective is watched by the communicator's watchdog (dist/collective_watchdog.h):
+//           one still pending DTRAIN_NCCL_TIMEOUT_SECONDS after it was issued (a peer died or
+//           issued another collective) makes the watchdog's thread call ncclCommAbort, which ends
+//           the collective's kernels so no stream or host waits forever; from then on every
+//           collective, wait(), is_completed() and check on the group raises, naming it.
 // bfloat16 and float16 are reduced by NCCL in their own type (each partial sum rounded), bool as
 // bytes whose sum and max are a maximum (logical or, as the MPI backend).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "dist/collective_watchdog.h"
 #include "dist/nccl_library.h"
 #include "dist/process_group.h"
 
 namespace dtrain::dist::nccl {
 
-// The communicator, its stream and the event the stream waits on; shared with the Works, so a
-// Work that outlives its backend still checks errors on a live communicator.
+// The communicator, its stream, the event the stream waits on and the watchdog; shared with the
+// Works, so a Work that outlives its backend still checks errors on a live communicator.
 struct Communicator {
   Communicator(const detail::NcclUniqueId& id, const detail::NcclBackendOptions& options);
   ~Communicator();
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
-  // Raises when NCCL reports an asynchronous error (a peer failed, a network error) on comm.
-  void check_async_error(const std::string& during) const;
+
+  // Before the issuing thread touches comm: raises the watchdog's failure, if any; else returns
+  // a lock that keeps the watchdog from aborting (and freeing) comm while it is used.
+  std::unique_lock<std::timed_mutex> use(const std::string& during);
+  // Raises the watchdog's failure, or when NCCL reports an asynchronous error (a peer failed, a
+  // network error) on comm.
+  void check_async_error(const std::string& during);
+  // On the watchdog's thread, when a collective timed out: ncclCommAbort (as PyTorch does).
+  void abort();
 
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;  // non-blocking: it never waits on the legacy default stream implicitly
@@ -42,6 +57,11 @@ struct Communicator {
   int device = 0;
   int size = 1;
   int rank = 0;
+  // Held around the issuing thread's NCCL calls and around the abort: comm is freed by the abort.
+  std::timed_mutex comm_mutex;
+  std::atomic<bool> aborted{false};  // then comm is gone: never ncclCommDestroy it
+  // Its thread calls abort() on this object: ~Communicator joins it before anything else goes.
+  std::unique_ptr<CollectiveWatchdog> watchdog;
 };
 
 class NcclBackend : public CommunicationBackend {

@@ -10,31 +10,13 @@
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/staged_backend.h"
+#include "tests/support/scoped_environment.h"
 
 using namespace dtrain;
 using namespace dtrain::dist;
+using dtrain::test::ScopedEnvironment;
 
 namespace {
-
-// Sets an environment variable for the scope, restoring it after.
-class ScopedEnvironment {
- public:
-  ScopedEnvironment(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_value_ = old != nullptr;
-    if (had_value_) old_value_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnvironment() {
-    if (had_value_) setenv(name_, old_value_.c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  bool had_value_ = false;
-  std::string old_value_;
-};
 
 // rank r's values: (r + 1) * (i + 1) for i in [0, count).
 std::vector<double> rank_values(int rank, int64_t count) {

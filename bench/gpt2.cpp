@@ -185,11 +185,21 @@ void print_breakdown(const Arguments& arguments, Device device, DType dtype, Gpt
   }
   report("embedding", 1, time_module(device, [&] { return model.token_embedding()->weight().detach(); },
                                      [&](const Tensor& weight) { return embedding(tokens, weight); }));
-  report("layer_norm", 2 * arguments.layers + 1, time_module(device, activations, [&](const Tensor& x) { return (*norm)(x); }));
+  // Per block: ln1 alone, ln2 fused with the first residual add (add_layer_norm), the second
+  // residual add alone; plus the final LayerNorm.
+  report("layer_norm", arguments.layers + 1, time_module(device, activations, [&](const Tensor& x) { return (*norm)(x); }));
+  report("add_layer_norm", arguments.layers, time_module(device, activations, [&](const Tensor& x) {
+           return norm->add_and_normalize(x, x).normalized;
+         }));
   report("attention", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return (*attention)(x); }));
+  // The same module on the plain path (matmul, causal softmax, matmul), for comparison only: not
+  // part of the step when the fused kernel runs.
+  set_fused_attention_enabled(false);
+  report("attention_plain_path_not_in_step", arguments.layers,
+         time_module(device, activations, [&](const Tensor& x) { return (*attention)(x); }));
+  set_fused_attention_enabled(true);
   report("mlp", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return (*mlp)(x); }));
-  report("residual_add", 2 * arguments.layers,
-         time_module(device, activations, [&](const Tensor& x) { return x + x; }));
+  report("residual_add", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return x + x; }));
   const Tensor head_weight = model.token_embedding()->weight().detach();
   report("head_and_cross_entropy", 1, time_module(device, activations, [&](const Tensor& x) {
            return cross_entropy(linear(x, head_weight), targets);

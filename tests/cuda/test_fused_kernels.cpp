@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/backend.h"
+#include "cuda/attention.h"
 #include "layers/layers.h"
 #include "optim/optim.h"
 #include "tests/cuda/cuda_test_support.h"
@@ -311,22 +313,36 @@ class TinyLanguageModel : public Module {
   std::shared_ptr<Linear> head_;
 };
 
-// Losses of `steps` steps with compute dtype `dtype` (float32 masters for bfloat16).
-std::vector<double> train_tiny_model(DType dtype, int steps) {
-  const int64_t vocabulary = 64, batch = 4, positions = 16;
-  manual_seed(4321);  // the same initial weights for both runs (drawn on the CPU in float32)
-  auto model = std::make_shared<TinyLanguageModel>(vocabulary, 64);
-  model->to(gpu());
+constexpr int64_t kTinyVocabulary = 64;
+
+// A model with the same initial weights on every call (drawn on the CPU in float32), on device
+// in dtype.
+std::shared_ptr<TinyLanguageModel> tiny_model(Device device, DType dtype) {
+  manual_seed(4321);
+  auto model = std::make_shared<TinyLanguageModel>(kTinyVocabulary, 64);
+  model->to(device);
   model->to(dtype);
+  return model;
+}
+
+// The fixed batch: 4 rows of `positions` tokens (a stride-5 pattern) and their next tokens.
+std::pair<Tensor, Tensor> tiny_batch(Device device, int64_t positions = 16) {
+  const int64_t batch = 4;
   std::vector<int64_t> tokens, targets;
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t t = 0; t < positions; ++t) {
-      tokens.push_back((5 * t + 11 * b) % vocabulary);
-      targets.push_back((5 * (t + 1) + 11 * b) % vocabulary);
+      tokens.push_back((5 * t + 11 * b) % kTinyVocabulary);
+      targets.push_back((5 * (t + 1) + 11 * b) % kTinyVocabulary);
     }
   }
-  const Tensor input = from_vector(tokens, {batch, positions}, {.dtype = kInt64}).to(gpu());
-  const Tensor target = from_vector(targets, {batch, positions}, {.dtype = kInt64}).to(gpu());
+  return {from_vector(tokens, {batch, positions}, {.dtype = kInt64}).to(device),
+          from_vector(targets, {batch, positions}, {.dtype = kInt64}).to(device)};
+}
+
+// Losses of `steps` steps on the GPU with compute dtype `dtype` (float32 masters for bfloat16).
+std::vector<double> train_tiny_model(DType dtype, int steps, int64_t positions = 16) {
+  auto model = tiny_model(gpu(), dtype);
+  const auto [input, target] = tiny_batch(gpu(), positions);
   optim::MasterWeightAdamW optimizer(model->parameters(), {.lr = 3e-3, .weight_decay = 0.01});
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
@@ -337,6 +353,30 @@ std::vector<double> train_tiny_model(DType dtype, int steps) {
     losses.push_back(loss.to(kFloat64).item());
   }
   return losses;
+}
+
+struct TinyRun {
+  std::vector<double> losses;
+  std::vector<Tensor> parameters;  // after the last step, on the CPU
+};
+
+// `steps` optim::AdamW steps (multi-tensor on CUDA) of the model in dtype on device.
+TinyRun train_tiny_model_with_adamw(Device device, DType dtype, int steps) {
+  auto model = tiny_model(device, dtype);
+  const auto [input, target] = tiny_batch(device);
+  // eps 1e-3, as in the MLP parity test: a gradient that is zero up to rounding must not get a
+  // full-size step whose sign is the rounding's.
+  optim::AdamW optimizer(model->parameters(), {.lr = 3e-3, .eps = 1e-3, .weight_decay = 0.01});
+  TinyRun run;
+  for (int step = 0; step < steps; ++step) {
+    optimizer.zero_grad();
+    Tensor loss = cross_entropy((*model)(input), target);
+    loss.backward();
+    optimizer.step();
+    run.losses.push_back(loss.to(kFloat64).item());
+  }
+  for (const Tensor& parameter : model->parameters()) run.parameters.push_back(parameter.detach().to(Device::cpu()));
+  return run;
 }
 
 }  // namespace
@@ -352,4 +392,46 @@ TEST_CASE("cuda mixed precision: bfloat16 training with float32 masters follows 
     CHECK(std::fabs(bfloat16_losses[step] - float32_losses[step]) <= 0.05 * float32_losses[step] + 0.02);
   }
   CHECK(bfloat16_losses.back() < 0.5 * bfloat16_losses.front());
+}
+
+TEST_CASE("cuda training: a few GPT steps (attention, add_layer_norm, AdamW) match the CPU, step by step") {
+  for (DType dtype : {kFloat64, kFloat32}) {
+    const TinyRun cpu_run = train_tiny_model_with_adamw(Device::cpu(), dtype, 5);
+    const TinyRun gpu_run = train_tiny_model_with_adamw(gpu(), dtype, 5);
+    const double tolerance = dtype == kFloat64 ? 1e-10 : 5e-4;
+    for (size_t step = 0; step < cpu_run.losses.size(); ++step) {
+      INFO(dtype_name(dtype) << " step " << step);
+      CHECK(gpu_run.losses[step] == Approx(cpu_run.losses[step]).epsilon(tolerance).margin(tolerance));
+    }
+    CHECK(cpu_run.losses.back() < cpu_run.losses.front());
+    for (size_t i = 0; i < cpu_run.parameters.size(); ++i) {
+      require_match(gpu_run.parameters[i], cpu_run.parameters[i], Tolerance{tolerance, tolerance},
+                    std::string("GPT ") + dtype_name(dtype) + " parameter " + std::to_string(i));
+    }
+  }
+}
+
+TEST_CASE("cuda training: bfloat16 GPT steps with cuDNN's fused attention follow the plain attention path") {
+  // 4 heads of size 16 over 128 positions in bfloat16: a case cuDNN's fused kernel takes (checked
+  // first, with its reason if not). Both runs start from the same weights; bfloat16 rounding
+  // alone separates them.
+  const int64_t positions = 128;
+  {
+    const Tensor q = wavy({4, 4, positions, 16}, kFloat32, 1.0).to(kBFloat16).to(gpu());
+    Tensor out = empty(q.shape(), {.dtype = kBFloat16, .device = gpu()});
+    Tensor lse = empty({4, 4, positions}, {.dtype = kFloat32, .device = gpu()});
+    if (!backend_for(gpu()).attention(q, q, q, 0.25, out, lse)) {
+      FAIL("the fused attention declined the model's shape: " << cuda::last_attention_decline_reason());
+    }
+  }
+  const int steps = 10;
+  set_fused_attention_enabled(false);
+  const std::vector<double> plain = train_tiny_model(kBFloat16, steps, positions);
+  set_fused_attention_enabled(true);
+  const std::vector<double> fused = train_tiny_model(kBFloat16, steps, positions);
+  for (int step = 0; step < steps; ++step) {
+    INFO("step " << step << ": plain " << plain[step] << ", fused " << fused[step]);
+    CHECK(std::fabs(fused[step] - plain[step]) <= 0.03 * plain[step] + 0.01);
+  }
+  CHECK(fused.back() < fused.front());
 }

@@ -2,6 +2,7 @@
 
 #include "cuda/cudnn_graph.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "core/error.h"
@@ -282,6 +283,77 @@ std::optional<Plan> GraphBuilder::build_plan(cudnnHandle_t handle) {
   }
   failure_ = detail::concat("none of the ", returned, " engine configs from heuristics mode A finalized: ", refusals);
   return std::nullopt;
+}
+
+OfflineCheck GraphBuilder::check_offline(const std::string& device_properties_json) {
+  OfflineCheck result;
+#if CUDNN_VERSION < 90800
+  (void)device_properties_json;
+  result.failure = detail::concat("cuDNN ", CUDNN_VERSION, " has no device-property descriptor (9.8 and newer do)");
+  return result;
+#else
+  Descriptor device, graph, heuristics;
+  std::vector<cudnnBackendDescriptor_t> operations;
+  for (const Descriptor& operation : operations_) operations.push_back(operation.get());
+  const char* node = "device properties";
+  if (ok() && operations.empty()) failure_ = "operation graph: the builder holds no operation";
+  if (!step(device.create(CUDNN_BACKEND_DEVICEPROP_DESCRIPTOR), "cudnnBackendCreateDescriptor(DEVICEPROP)", node) ||
+      !set(device, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+           static_cast<int64_t>(device_properties_json.size()), device_properties_json.data(),
+           "set DEVICEPROP_JSON_REPRESENTATION", node) ||
+      !step(cudnnBackendFinalize(device.get()), "cudnnBackendFinalize(DEVICEPROP)", node)) {
+    result.failure = failure_;
+    return result;
+  }
+  node = "operation graph";
+  if (!step(graph.create(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR), "cudnnBackendCreateDescriptor(OPERATIONGRAPH)",
+            node) ||
+      !set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(operations.size()),
+           operations.data(), "set OPERATIONGRAPH_OPS", node) ||
+      !step(cudnnBackendFinalize(graph.get()), "cudnnBackendFinalize(OPERATIONGRAPH)", node)) {
+    result.failure = failure_;
+    return result;
+  }
+  node = "engine heuristics";
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  if (!step(heuristics.create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR), "cudnnBackendCreateDescriptor(ENGINEHEUR)",
+            node) ||
+      !set(heuristics, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, graph.address(),
+           "set ENGINEHEUR_OPERATION_GRAPH", node) ||
+      !set(heuristics, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode, "set ENGINEHEUR_MODE", node) ||
+      !set(heuristics, CUDNN_ATTR_ENGINEHEUR_DEVICEPROP, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, device.address(),
+           "set ENGINEHEUR_DEVICEPROP", node) ||
+      !step(cudnnBackendFinalize(heuristics.get()), "cudnnBackendFinalize(ENGINEHEUR)", node) ||
+      !step(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
+                                     &result.engine_configs, nullptr),
+            "get ENGINEHEUR_RESULTS (count)", node)) {
+    result.failure = failure_;
+    return result;
+  }
+  // As in build_plan: cuDNN fills the configs that pass its support checks into descriptors we made.
+  std::vector<Descriptor> configs(static_cast<size_t>(std::max<int64_t>(result.engine_configs, 0)));
+  std::vector<cudnnBackendDescriptor_t> raw_configs;
+  for (Descriptor& config : configs) {
+    if (!step(config.create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR), "cudnnBackendCreateDescriptor(ENGINECFG)", node)) {
+      result.failure = failure_;
+      return result;
+    }
+    raw_configs.push_back(config.get());
+  }
+  if (!raw_configs.empty() &&
+      !step(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                     result.engine_configs, &result.supported_configs, raw_configs.data()),
+            "get ENGINEHEUR_RESULTS", node)) {
+    result.failure = failure_;
+    return result;
+  }
+  if (result.supported_configs <= 0) {
+    failure_ = detail::concat("heuristics (mode A) offered ", result.engine_configs,
+                              " engine configs, none supported on the described GPU: ", last_error_message());
+    result.failure = failure_;
+  }
+  return result;
+#endif
 }
 
 void execute(cudnnHandle_t handle, const Plan& plan, const std::vector<Uid>& uids, const std::vector<void*>& pointers,

@@ -62,6 +62,16 @@ struct Plan {
   int64_t workspace_bytes = 0;
 };
 
+// What cuDNN makes of a graph for a GPU described to it rather than present (GraphBuilder::
+// check_offline): no GPU, handle or driver call needed, so tests can check the graphs anywhere.
+struct OfflineCheck {
+  int64_t engine_configs = 0;     // the configs heuristics mode A lists for the graph
+  int64_t supported_configs = 0;  // those of them that pass cuDNN's support checks for that GPU
+  // Empty when supported_configs > 0, else the call that failed or why no config is supported.
+  std::string failure;
+  bool supported() const { return failure.empty() && supported_configs > 0; }
+};
+
 class GraphBuilder {
  public:
   // A tensor whose memory the variant pack supplies under uid (16-byte aligned).
@@ -87,6 +97,14 @@ class GraphBuilder {
   // Finalizes the operation graph on handle, asks heuristics (mode A) for engine configs and
   // returns the plan of the first one that finalizes; nullopt (with failure() saying why) if none.
   std::optional<Plan> build_plan(cudnnHandle_t handle);
+
+  // Finalizes the operation graph without a handle and asks heuristics (mode A) which engine
+  // configs would run it on the GPU that device_properties_json describes (a device-property
+  // descriptor in cuDNN's JSON form, CUDNN_ATTR_DEVICEPROP_JSON_REPRESENTATION; cuDNN 9.8 and newer).
+  // Needs no GPU, but cuDNN counts its runtime-compiled engines (the fused attention ones) only where
+  // it can load a libcuda.so.1, the CUDA toolkit's stub (lib64/stubs) included. A failure also stops
+  // the builder, as in build_plan.
+  OfflineCheck check_offline(const std::string& device_properties_json);
 
  private:
   // Records the first failure; true while building may go on.

@@ -1,6 +1,8 @@
 #include "optim/clip_grad.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/ops/elementwise.h"
@@ -12,24 +14,41 @@ namespace dtrain::optim {
 
 namespace {
 
-// sum |g|^p, or max |g| for the infinity norm, over one contiguous CPU buffer.
+// Elements per partial sum. Fixed, so that the order of additions, and so the norm to the last
+// bit, does not depend on the thread count (an OpenMP reduction's order does).
+constexpr int64_t kElementsPerPartial = 16384;
+
+// sum over i of term(grad[i]) in double: chunk sums in parallel, then the chunks in order.
+template <typename T, typename Term>
+double chunked_sum(const T* grad, int64_t n, Term term) {
+  const int64_t chunks = (n + kElementsPerPartial - 1) / kElementsPerPartial;
+  std::vector<double> partials(static_cast<size_t>(chunks), 0.0);
+#pragma omp parallel for if (n >= kMinElementsToParallelize)
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const int64_t begin = chunk * kElementsPerPartial, end = std::min(n, begin + kElementsPerPartial);
+    double partial = 0.0;
+#pragma omp simd reduction(+ : partial)
+    for (int64_t i = begin; i < end; ++i) partial += term(static_cast<double>(grad[i]));
+    partials[static_cast<size_t>(chunk)] = partial;
+  }
+  double total = 0.0;
+  for (double partial : partials) total += partial;
+  return total;
+}
+
+// sum |g|^p, or max |g| for the infinity norm, over one contiguous CPU buffer; the same bits at
+// any thread count.
 template <typename T>
 double norm_contribution_loop(const T* grad, int64_t n, double norm_type) {
-  double result = 0.0;
   if (std::isinf(norm_type)) {
+    double result = 0.0;  // a maximum does not depend on the order
 #pragma omp parallel for reduction(max : result) if (n >= kMinElementsToParallelize)
     for (int64_t i = 0; i < n; ++i) result = std::fmax(result, std::fabs(static_cast<double>(grad[i])));
     // fmax skips NaN; a NaN gradient must still make the norm NaN.
-#pragma omp parallel for reduction(+ : result) if (n >= kMinElementsToParallelize)
-    for (int64_t i = 0; i < n; ++i) result += static_cast<double>(grad[i]) * 0.0;
-  } else if (norm_type == 2.0) {
-#pragma omp parallel for simd reduction(+ : result) if (n >= kMinElementsToParallelize)
-    for (int64_t i = 0; i < n; ++i) result += static_cast<double>(grad[i]) * static_cast<double>(grad[i]);
-  } else {
-#pragma omp parallel for reduction(+ : result) if (n >= kMinElementsToParallelize)
-    for (int64_t i = 0; i < n; ++i) result += std::pow(std::fabs(static_cast<double>(grad[i])), norm_type);
+    return result + chunked_sum(grad, n, [](double g) { return g * 0.0; });
   }
-  return result;
+  if (norm_type == 2.0) return chunked_sum(grad, n, [](double g) { return g * g; });
+  return chunked_sum(grad, n, [norm_type](double g) { return std::pow(std::fabs(g), norm_type); });
 }
 
 double norm_contribution(const Tensor& grad, double norm_type) {

@@ -1,6 +1,7 @@
 // clip_grad_norm against norms worked out by hand (and torch 1.13's clip_grad_norm_).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -81,4 +82,31 @@ TEST_CASE("a non-finite norm is returned and leaves gradients unchanged", "[opti
   set_gradient(params[1], {std::numeric_limits<double>::infinity()});
   CHECK(std::isinf(clip_grad_norm(params, 1.0)));
   CHECK(values_of(params[0].grad()) == std::vector<double>{3.0, 4.0});
+}
+
+TEST_CASE("total_grad_norm is the same to the last bit at any thread count, and equals a chunked sum", "[optim][clip]") {
+  // 200,003 float32 elements: several partial sums and a ragged last one, above the size where
+  // the loop runs in parallel.
+  Generator generator(31);
+  Tensor param = zeros({200003});
+  param.set_requires_grad(true);
+  param.set_grad(randn({200003}, {}, &generator));
+  // The sum the contract promises, by hand: chunks of 16384 in order, each in double.
+  const std::vector<float> g = param.grad().to_vector<float>();
+  double expected_square = 0.0;
+  for (size_t begin = 0; begin < g.size(); begin += 16384) {
+    double chunk = 0.0;
+    for (size_t i = begin; i < std::min(g.size(), begin + 16384); ++i) chunk += double(g[i]) * double(g[i]);
+    expected_square += chunk;
+  }
+  const int threads = num_threads();
+  std::vector<double> norms;
+  for (int count : {1, 2, 3, 4}) {
+    set_num_threads(count);
+    norms.push_back(total_grad_norm({param}, 2.0));
+  }
+  set_num_threads(threads);
+  for (double norm : norms) REQUIRE(norm == norms.front());  // bitwise, not approximately
+  // Within a chunk the loop may add in SIMD lanes, so the hand sum agrees to rounding, not bits.
+  REQUIRE(norms.front() == Approx(std::sqrt(expected_square)).epsilon(1e-13));
 }

@@ -34,25 +34,21 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
 #include "core/ops/factory.h"
 #include "dist/init.h"
 #include "dist/process_group.h"
 
-namespace {
+using dtrain::bench::Clock;
+using dtrain::bench::median;
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 struct Contender {
   const char* name;
   std::function<void()> call;
   std::vector<double> seconds;  // slowest rank's time of each timed call
 };
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  size_t middle = values.size() / 2;
-  return values.size() % 2 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
-}
 
 void check(int code, const char* call) {
   if (code != MPI_SUCCESS) {

@@ -21,14 +21,19 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
 #include "bench/train_step_models.h"
 #include "dist/ddp.h"
 #include "dist/init.h"
 #include "dtrain.h"
 
-namespace {
+using dtrain::bench::Clock;
+using dtrain::bench::milliseconds;
+using dtrain::bench::process_cpu_milliseconds;
+using dtrain::bench::thread_cpu_milliseconds;
+using dtrain::bench::median;
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 struct Arguments {
   int threads = 1;
@@ -65,31 +70,6 @@ Arguments parse(int argc, char** argv) {
     std::exit(2);
   }
   return arguments;
-}
-
-double milliseconds(Clock::time_point begin, Clock::time_point end) {
-  return std::chrono::duration<double, std::milli>(end - begin).count();
-}
-
-// CPU time of the whole process (every thread: compute, and the communication thread that waits
-// in MPI): on a machine shared with other work, wall time mixes in their load, CPU time does not.
-double process_cpu_milliseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return 1e3 * static_cast<double>(now.tv_sec) + 1e-6 * static_cast<double>(now.tv_nsec);
-}
-
-// CPU time of the calling thread alone (the one that computes).
-double thread_cpu_milliseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return 1e3 * static_cast<double>(now.tv_sec) + 1e-6 * static_cast<double>(now.tv_nsec);
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 }  // namespace

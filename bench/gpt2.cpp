@@ -31,8 +31,11 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
 #include "cuda/stream.h"
 #include "dtrain.h"
+
+using dtrain::bench::median;
 
 namespace {
 
@@ -115,11 +118,6 @@ class Gpt2 : public Module {
   std::shared_ptr<LayerNorm> final_norm_;
 };
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 // Milliseconds of fn's GPU work, median over repeats (after one unmeasured run).
 double time_gpu_ms(Device device, int repeats, const std::function<void()>& fn) {
   cudaStream_t stream = cuda::current_stream(device.index);
@@ -194,10 +192,11 @@ void print_breakdown(const Arguments& arguments, Device device, DType dtype, Gpt
   report("attention", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return (*attention)(x); }));
   // The same module on the plain path (matmul, causal softmax, matmul), for comparison only: not
   // part of the step when the fused kernel runs.
+  const bool fused_attention = fused_attention_enabled();
   set_fused_attention_enabled(false);
   report("attention_plain_path_not_in_step", arguments.layers,
          time_module(device, activations, [&](const Tensor& x) { return (*attention)(x); }));
-  set_fused_attention_enabled(true);
+  set_fused_attention_enabled(fused_attention);
   report("mlp", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return (*mlp)(x); }));
   report("residual_add", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return x + x; }));
   const Tensor head_weight = model.token_embedding()->weight().detach();

@@ -19,12 +19,15 @@
 #include <string>
 #include <vector>
 
+#include "bench/timing.h"
 #include "bench/train_step_models.h"
 #include "dtrain.h"
 
-namespace {
+using dtrain::bench::Clock;
+using dtrain::bench::milliseconds;
+using dtrain::bench::median;
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 struct Arguments {
   std::string model = "gpt";
@@ -60,16 +63,6 @@ double cpu_seconds() {
   getrusage(RUSAGE_SELF, &usage);
   auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-double milliseconds(Clock::time_point begin, Clock::time_point end) {
-  return std::chrono::duration<double, std::milli>(end - begin).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 // A model with its fixed batch.

@@ -42,15 +42,19 @@
 #include <thread>
 #include <vector>
 
+#include "bench/timing.h"
 #include "bench/train_step_models.h"
 #include "dist/ddp.h"
 #include "dist/init.h"
 #include "dist/zero/zero.h"
 #include "dtrain.h"
 
-namespace {
+using dtrain::bench::Clock;
+using dtrain::bench::milliseconds;
+using dtrain::bench::process_cpu_milliseconds;
+using dtrain::bench::median;
 
-using Clock = std::chrono::steady_clock;
+namespace {
 
 struct Arguments {
   int stage = 1;  // -1: dist::DistributedDataParallel + AdamW
@@ -109,22 +113,6 @@ Arguments parse(int argc, char** argv) {
           "and --d-model a multiple of --heads");
   }
   return arguments;
-}
-
-double milliseconds(Clock::time_point begin, Clock::time_point end) {
-  return std::chrono::duration<double, std::milli>(end - begin).count();
-}
-
-double process_cpu_milliseconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return 1e3 * static_cast<double>(now.tv_sec) + 1e-6 * static_cast<double>(now.tv_nsec);
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 double max_rss_megabytes() {

@@ -4,6 +4,8 @@
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cuda_device.h"
+#include "core/grad_mode.h"
+#include "core/ops/view.h"
 
 namespace dtrain {
 
@@ -34,6 +36,36 @@ const char* binary_op_name(BinaryOp op) {
     case BinaryOp::SigmoidBackward: return "sigmoid_backward";
   }
   return "binary";
+}
+
+void check_matmul_contract(const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (a.dim() < 2 || b.dim() < 2 || out.dim() < 2) {
+    fail("matmul kernel: expected operands of at least 2 dims, got shapes ", a.shape(), ", ", b.shape(), " -> ",
+         out.shape());
+  }
+  if (a.size(-1) != b.size(-2) || a.size(-2) != out.size(-2) || b.size(-1) != out.size(-1)) {
+    fail("matmul kernel: expected [..., M, K] @ [..., K, N] -> [..., M, N], got shapes ", a.shape(), " @ ", b.shape(),
+         " -> ", out.shape());
+  }
+  if (a.dtype() != b.dtype() || a.dtype() != out.dtype() || !is_floating(a.dtype())) {
+    fail("matmul kernel: expected one floating dtype for a, b and out, got ", a.dtype(), ", ", b.dtype(), " and ",
+         out.dtype());
+  }
+  if (out.numel() > 0 && !out.is_contiguous()) {
+    fail("matmul kernel: expected a contiguous out, got strides ", strides_str(out.strides()));
+  }
+}
+
+void linear_from_kernels(Backend& kernels, const Tensor& rows, const Tensor& weight, const Tensor& bias,
+                         LinearActivation activation, Tensor& out, Tensor& pre_activation) {
+  NoGradGuard no_grad;  // the views below are kernel plumbing, never part of a graph
+  Tensor& product = activation == LinearActivation::None ? out : pre_activation;
+  kernels.matmul(rows, transpose(weight, 0, 1), product);
+  if (bias.defined()) {
+    Tensor in = product;
+    kernels.binary(BinaryOp::Add, in, expand(bias, product.shape()), product);
+  }
+  if (activation == LinearActivation::GeluTanh) kernels.unary(UnaryOp::GeluTanh, product, out, 0.0);
 }
 
 const char* unary_op_name(UnaryOp op) {

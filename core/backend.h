@@ -197,6 +197,15 @@ class Backend {
                                       Convolution2d geometry, Tensor& grad_x, Tensor& grad_weight) = 0;
 };
 
+// The checks every matmul kernel makes of its contract: at least 2 dims, [..., M, K] @ [..., K, N]
+// -> [..., M, N], one floating dtype, a contiguous out. Raises naming the shapes or dtypes.
+void check_matmul_contract(const Tensor& a, const Tensor& b, const Tensor& out);
+
+// Backend::linear composed from a table's own matmul, add and GELU-tanh kernels: the CPU's
+// linear, and CUDA's where cuBLASLt declines, so both round alike.
+void linear_from_kernels(Backend& kernels, const Tensor& rows, const Tensor& weight, const Tensor& bias,
+                         LinearActivation activation, Tensor& out, Tensor& pre_activation);
+
 void register_backend(DeviceType type, Backend* backend);
 // The kernel table for device; raises naming the device when no backend is built for it.
 Backend& backend_for(Device device);

@@ -11,8 +11,6 @@
 #include <array>
 #include <cstdint>
 
-#include "core/grad_mode.h"
-#include "core/ops/view.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/check.h"
 #include "cuda/cuda_backend.h"
@@ -151,14 +149,7 @@ void CudaBackend::linear(const Tensor& rows, const Tensor& weight, const Tensor&
                          Tensor& out, Tensor& pre_activation) {
   if (try_lt_linear(rows, weight, bias, activation, out, pre_activation)) return;
   // The plain path: the same kernels, in the same order, as the CPU's.
-  NoGradGuard no_grad;
-  Tensor& product = activation == LinearActivation::None ? out : pre_activation;
-  matmul(rows, transpose(weight, 0, 1), product);
-  if (bias.defined()) {
-    Tensor in = product;
-    binary(BinaryOp::Add, in, expand(bias, product.shape()), product);
-  }
-  if (activation == LinearActivation::GeluTanh) unary(UnaryOp::GeluTanh, product, out, 0.0);
+  linear_from_kernels(*this, rows, weight, bias, activation, out, pre_activation);
 }
 
 }  // namespace dtrain::cuda

@@ -117,20 +117,8 @@ void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
 bool allow_tf32() { return tf32_allowed.load(); }
 
 void CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
-  if (a_in.dim() < 2 || b_in.dim() < 2 || out.dim() < 2) {
-    fail("matmul kernel: expected operands of at least 2 dims, got shapes ", a_in.shape(), ", ", b_in.shape(), " -> ",
-         out.shape());
-  }
-  if (a_in.size(-1) != b_in.size(-2) || a_in.size(-2) != out.size(-2) || b_in.size(-1) != out.size(-1)) {
-    fail("matmul kernel: expected [..., M, K] @ [..., K, N] -> [..., M, N], got shapes ", a_in.shape(), " @ ", b_in.shape(),
-         " -> ", out.shape());
-  }
-  if (a_in.dtype() != b_in.dtype() || a_in.dtype() != out.dtype() || !is_floating(a_in.dtype())) {
-    fail("matmul kernel: expected one floating dtype for a, b and out, got ", a_in.dtype(), ", ", b_in.dtype(), " and ",
-         out.dtype());
-  }
+  check_matmul_contract(a_in, b_in, out);
   if (out.numel() == 0) return;
-  if (!out.is_contiguous()) fail("matmul kernel: expected a contiguous out, got strides ", strides_str(out.strides()));
   const int device = out.device().index;
   DeviceGuard guard(device);
   cudaStream_t stream = current_stream(device);

@@ -1,8 +1,11 @@
 #include "dist/bucket_assignment.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <utility>
+
+#include "core/error.h"
 
 namespace dtrain::dist {
 
@@ -43,6 +46,11 @@ std::vector<std::vector<size_t>> assign_gradient_buckets(const std::vector<Bucke
     return a.front() > b.front();
   });
   return buckets;
+}
+
+size_t megabytes_to_bytes(double megabytes, const char* who, const char* option) {
+  if (!(megabytes >= 0) || !std::isfinite(megabytes)) fail(who, ": expected ", option, " >= 0 MB, got ", megabytes);
+  return static_cast<size_t>(megabytes * 1024.0 * 1024.0);
 }
 
 }  // namespace dtrain::dist

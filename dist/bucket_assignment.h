@@ -29,4 +29,8 @@ struct BucketableTensor {
 std::vector<std::vector<size_t>> assign_gradient_buckets(const std::vector<BucketableTensor>& parameters,
                                                          size_t first_bucket_cap_bytes, size_t bucket_cap_bytes);
 
+// A size option given in MB (DDP's and ZeRO's bucket caps, ZeRO's prefetch) in bytes; raises,
+// naming who and the option, for a negative or non-finite value.
+size_t megabytes_to_bytes(double megabytes, const char* who, const char* option);
+
 }  // namespace dtrain::dist

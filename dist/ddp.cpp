@@ -6,6 +6,7 @@
 
 #include "core/allocator.h"
 #include "core/grad_mode.h"
+#include "dist/bucket_assignment.h"
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
@@ -14,11 +15,6 @@ namespace dtrain::dist {
 namespace {
 
 constexpr const char* kWho = "DistributedDataParallel";
-
-size_t megabytes_to_bytes(double megabytes, const char* option) {
-  if (!(megabytes >= 0) || !std::isfinite(megabytes)) fail(kWho, ": expected ", option, " >= 0 MB, got ", megabytes);
-  return static_cast<size_t>(megabytes * 1024.0 * 1024.0);
-}
 
 }  // namespace
 
@@ -38,8 +34,8 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
     group_ = world_ptr();
   }
   GradientReducerOptions reducer_options{
-      .first_bucket_cap_bytes = megabytes_to_bytes(options_.first_bucket_cap_mb, "first_bucket_cap_mb"),
-      .bucket_cap_bytes = megabytes_to_bytes(options_.bucket_cap_mb, "bucket_cap_mb"),
+      .first_bucket_cap_bytes = megabytes_to_bytes(options_.first_bucket_cap_mb, kWho, "first_bucket_cap_mb"),
+      .bucket_cap_bytes = megabytes_to_bytes(options_.bucket_cap_mb, kWho, "bucket_cap_mb"),
       .find_unused_parameters = options_.find_unused_parameters,
       .owner = kWho,
   };

@@ -83,6 +83,17 @@ bool DynamicLossScaler::step(Optimizer& optimizer) {
   return true;
 }
 
+void advance_loss_scale(const LossScalerOptions& options, bool found_inf, double& scale, int64_t& growth_tracker) {
+  if (found_inf) {
+    scale *= options.backoff_factor;
+    growth_tracker = 0;
+  } else if (++growth_tracker == options.growth_interval) {
+    const double grown = scale * options.growth_factor;
+    if (std::isfinite(grown)) scale = grown;
+    growth_tracker = 0;
+  }
+}
+
 void DynamicLossScaler::update() {
   if (!options_.enabled) {
     unscaled_ = false;
@@ -92,14 +103,7 @@ void DynamicLossScaler::update() {
     fail("DynamicLossScaler::update: expected unscale() or step() earlier in this iteration (no inf/NaN check was "
          "recorded to update the scale from)");
   }
-  if (found_inf_) {
-    scale_ *= options_.backoff_factor;
-    growth_tracker_ = 0;
-  } else if (++growth_tracker_ == options_.growth_interval) {
-    const double grown = scale_ * options_.growth_factor;
-    if (std::isfinite(grown)) scale_ = grown;
-    growth_tracker_ = 0;
-  }
+  advance_loss_scale(options_, found_inf_, scale_, growth_tracker_);
   unscaled_ = false;
   found_inf_ = false;
 }

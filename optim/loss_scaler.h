@@ -31,6 +31,11 @@ struct LossScalerOptions {
   bool enabled = true;             // off: scale 1, never skips (the same loop serves fp32/bf16)
 };
 
+// The scale's rule at the end of an iteration, shared with ZeRO's sharded scaler: after an inf/NaN
+// the scale is multiplied by backoff_factor and the clean-step count restarts; after
+// growth_interval clean steps in a row it is multiplied by growth_factor (unless that overflows).
+void advance_loss_scale(const LossScalerOptions& options, bool found_inf, double& scale, int64_t& growth_tracker);
+
 class DynamicLossScaler {
  public:
   explicit DynamicLossScaler(LossScalerOptions options = {});

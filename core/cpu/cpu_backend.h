@@ -51,8 +51,12 @@ class CpuBackend final : public Backend {
                               bool per_row, double divisor, int64_t ignore_index, double label_smoothing,
                               Tensor& grad) override;
   void adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) override;
+  // The GEMM, then the bias added in place, then the activation: the kernels layers/linear.cpp
+  // ran before the entry existed, so the CPU's results did not change.
   void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation, Tensor& out,
-              Tensor& pre_activation) override;
+              Tensor& pre_activation) override {
+    linear_from_kernels(*this, rows, weight, bias, activation, out, pre_activation);
+  }
   // No convolution kernel of its own: layers/conv.cpp's composed im2col path is the CPU's.
   bool convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) override { return false; }
   bool convolution2d_backward(const Tensor&, const Tensor&, const Tensor&, Convolution2d, Tensor&, Tensor&) override {

@@ -234,20 +234,8 @@ void batched_matmul(const Tensor& a, const Tensor& b, Tensor& out) {
 }  // namespace
 
 void CpuBackend::matmul(const Tensor& a, const Tensor& b, Tensor& out) {
-  if (a.dim() < 2 || b.dim() < 2 || out.dim() < 2) {
-    fail("matmul kernel: expected operands of at least 2 dims, got shapes ", a.shape(), ", ", b.shape(), " -> ",
-         out.shape());
-  }
-  if (a.size(-1) != b.size(-2) || a.size(-2) != out.size(-2) || b.size(-1) != out.size(-1)) {
-    fail("matmul kernel: expected [..., M, K] @ [..., K, N] -> [..., M, N], got shapes ", a.shape(), " @ ", b.shape(),
-         " -> ", out.shape());
-  }
-  if (a.dtype() != b.dtype() || a.dtype() != out.dtype() || !is_floating(a.dtype())) {
-    fail("matmul kernel: expected one floating dtype for a, b and out, got ", a.dtype(), ", ", b.dtype(), " and ",
-         out.dtype());
-  }
+  check_matmul_contract(a, b, out);
   if (out.numel() == 0) return;
-  if (!out.is_contiguous()) fail("matmul kernel: expected a contiguous out, got strides ", strides_str(out.strides()));
   if (a.size(-1) == 0) {  // empty sum: every floating dtype's zero is all-zero bits
     std::memset(out.data(), 0, out.nbytes());
     return;

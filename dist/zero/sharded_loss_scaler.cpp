@@ -26,14 +26,7 @@ bool ShardedLossScaler::agree_on_overflow(ProcessGroup& group, bool local_overfl
 
 void ShardedLossScaler::update(bool found_inf) {
   if (!enabled_) return;
-  if (found_inf) {
-    scale_ *= options_.backoff_factor;
-    growth_tracker_ = 0;
-  } else if (++growth_tracker_ == options_.growth_interval) {
-    const double grown = scale_ * options_.growth_factor;
-    if (std::isfinite(grown)) scale_ = grown;
-    growth_tracker_ = 0;
-  }
+  optim::advance_loss_scale(options_, found_inf, scale_, growth_tracker_);
 }
 
 void ShardedLossScaler::load(double scale, int64_t growth_tracker) {

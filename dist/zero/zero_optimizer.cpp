@@ -9,6 +9,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
 #include "core/ops/reduce.h"
+#include "dist/bucket_assignment.h"
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
@@ -17,11 +18,6 @@ namespace dtrain::dist {
 namespace {
 
 constexpr const char* kWho = "ZeroOptimizer";
-
-size_t megabytes_to_bytes(double megabytes, const char* option) {
-  if (!(megabytes >= 0) || !std::isfinite(megabytes)) fail(kWho, ": expected ", option, " >= 0 MB, got ", megabytes);
-  return static_cast<size_t>(megabytes * 1024.0 * 1024.0);
-}
 
 // Starts every broadcast, then waits for all (they pipeline).
 void broadcast_from_rank0(ProcessGroup& group, const std::vector<Tensor>& tensors) {
@@ -78,8 +74,8 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
   if (options_.param_persistence_threshold < 0) {
     fail(kWho, ": expected param_persistence_threshold >= 0, got ", options_.param_persistence_threshold);
   }
-  megabytes_to_bytes(options_.bucket_cap_mb, "bucket_cap_mb");
-  megabytes_to_bytes(options_.prefetch_mb, "prefetch_mb");
+  megabytes_to_bytes(options_.bucket_cap_mb, kWho, "bucket_cap_mb");
+  megabytes_to_bytes(options_.prefetch_mb, kWho, "prefetch_mb");
   if (options_.process_group) {
     group_ = options_.process_group;
   } else {
@@ -156,7 +152,7 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
   }
   if (options_.stage == 3) {
     gatherer_ = std::make_unique<ParameterGatherer>(*group_, units_, module_units_,
-                                                    megabytes_to_bytes(options_.prefetch_mb, "prefetch_mb"));
+                                                    megabytes_to_bytes(options_.prefetch_mb, kWho, "prefetch_mb"));
   }
 }
 

@@ -10,14 +10,6 @@
 #include "dist/zero/zero_optimizer.h"
 
 namespace dtrain::dist {
-namespace {
-
-size_t bucket_cap_bytes(double megabytes) {
-  if (!(megabytes >= 0) || !std::isfinite(megabytes)) fail("ZeroOptimizer: expected bucket_cap_mb >= 0 MB, got ", megabytes);
-  return static_cast<size_t>(megabytes * 1024.0 * 1024.0);
-}
-
-}  // namespace
 
 void ZeroOptimizer::build_units(const std::vector<NamedTensor>& trainable) {
   const int shard_count = options_.stage == 0 ? 1 : group_->size();
@@ -42,7 +34,7 @@ void ZeroOptimizer::build_units(const std::vector<NamedTensor>& trainable) {
       sizes.push_back({static_cast<size_t>(parameter.numel()) * dtype_size(compute_dtype_), compute_dtype_,
                        parameter.device()});
     }
-    const size_t cap = bucket_cap_bytes(options_.bucket_cap_mb);
+    const size_t cap = megabytes_to_bytes(options_.bucket_cap_mb, "ZeroOptimizer", "bucket_cap_mb");
     for (std::vector<size_t>& members : assign_gradient_buckets(sizes, cap, cap)) {
       launch_order_.push_back(units_.size());
       add_unit("bucket " + std::to_string(units_.size()), std::move(members), false);

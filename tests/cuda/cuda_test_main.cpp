@@ -4,20 +4,13 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <cstring>
 #include <iostream>
 
 #include "core/cuda_device.h"
+#include "tests/support/only_listing_tests.h"
 
 int main(int argc, char** argv) {
-  bool listing = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--list", 6) == 0 || std::strcmp(argv[i], "-l") == 0 || std::strcmp(argv[i], "-h") == 0 ||
-        std::strcmp(argv[i], "--help") == 0) {
-      listing = true;
-    }
-  }
-  if (!listing && !dtrain::cuda::is_available()) {
+  if (!dtrain::test::only_listing_tests(argc, argv) && !dtrain::cuda::is_available()) {
     std::cout << "SKIPPED: " << dtrain::cuda::unavailable_reason() << "\n";
     return 77;
   }

@@ -5,40 +5,18 @@
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <cstdio>
-#include <cstring>
 #include <iostream>
 
 #include "core/cuda_device.h"
 #include "dist/init.h"
+#include "tests/support/abort_job_on_failure.h"
+#include "tests/support/only_listing_tests.h"
 
-namespace {
-
-// As tests/dist/dist_test_main.cpp: a failed test case on one rank ends the job, instead of
-// leaving the other ranks waiting in a collective it never joins.
-struct AbortJobOnFailure : Catch::TestEventListenerBase {
-  using TestEventListenerBase::TestEventListenerBase;
-  void testCaseEnded(const Catch::TestCaseStats& stats) override {
-    if (stats.totals.assertions.failed == 0 || dtrain::dist::world_size() == 1) return;
-    std::fprintf(stderr, "rank %d: test case \"%s\" failed; ending the job so the other ranks do not wait for it\n",
-                 dtrain::dist::rank(), stats.testInfo.name.c_str());
-    dtrain::dist::abort_job(1);
-  }
-};
-
-}  // namespace
-
+using dtrain::test::AbortJobOnFailure;
 CATCH_REGISTER_LISTENER(AbortJobOnFailure)
 
 int main(int argc, char** argv) {
-  bool listing = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--list", 6) == 0 || std::strcmp(argv[i], "-l") == 0 || std::strcmp(argv[i], "-h") == 0 ||
-        std::strcmp(argv[i], "--help") == 0) {
-      listing = true;
-    }
-  }
-  if (listing) return Catch::Session().run(argc, argv);
+  if (dtrain::test::only_listing_tests(argc, argv)) return Catch::Session().run(argc, argv);
   dtrain::dist::init(&argc, &argv);
   if (!dtrain::cuda::is_available()) {
     std::cout << "SKIPPED: " << dtrain::cuda::unavailable_reason() << "\n";

@@ -1,6 +1,9 @@
 #include "autograd/gradcheck.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <sstream>
 
 #include "autograd/engine.h"

@@ -15,9 +15,11 @@
 // waiting for them at the end of backward), and the first and last loss.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -23,9 +23,11 @@
 //
 // Prints key=value lines: one `result` line, then `breakdown` lines.
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ratio>
 #include <vector>
 
 namespace dtrain::bench {

@@ -4,6 +4,7 @@
 // the same parameter count and do the same arithmetic.
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "dtrain.h"
 

@@ -1,6 +1,7 @@
 #include "core/graph.h"
 
 #include <atomic>
+#include <cstddef>
 
 #include "core/allocator.h"
 #include "core/grad_mode.h"

@@ -3,6 +3,7 @@
 // creates a Node holding its backward function and the edges to its inputs' nodes; the engine
 // in autograd/ walks these nodes in reverse. A leaf that requires grad gets an AccumulateGrad
 // node, which sums into .grad() and fires the leaf's hooks.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>

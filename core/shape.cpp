@@ -1,5 +1,7 @@
 #include "core/shape.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <sstream>
 
 #include "core/error.h"

@@ -3,10 +3,13 @@
 // copy are the same tensor (same gradient, same autograd history). The TensorImpl behind it
 // holds the storage (shared with views), shape, strides, offset, dtype and, once needed, the
 // autograd metadata.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/device.h"

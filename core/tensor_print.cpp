@@ -1,7 +1,11 @@
 // Printing: values laid out like PyTorch's, with long dims summarised as "...".
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <iomanip>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

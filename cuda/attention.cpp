@@ -34,6 +34,7 @@ std::string last_attention_decline_reason() { return decline_reason(); }
 #include <cudnn.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>

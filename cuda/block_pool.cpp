@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"

@@ -1,8 +1,10 @@
 #include "cuda/caching_allocator.h"
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "core/error.h"
 #include "cuda/check.h"

@@ -3,6 +3,7 @@
 #include "cuda/cudnn_graph.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <utility>
 
 #include "core/error.h"

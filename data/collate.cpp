@@ -1,5 +1,6 @@
 #include "data/collate.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/grad_mode.h"

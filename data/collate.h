@@ -1,6 +1,7 @@
 #pragma once
 // Copies that turn examples into a batch. They work on CPU tensors with plain memcpy: a batch is
 // assembled once per step from host data, and row copies are all it needs.
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"

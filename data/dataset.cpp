@@ -1,5 +1,7 @@
 #include "data/dataset.h"
 
+#include <utility>
+
 #include "data/collate.h"
 
 namespace dtrain {

@@ -1,6 +1,8 @@
 #include "data/fashion_mnist.h"
 
+#include <cstddef>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "data/idx.h"

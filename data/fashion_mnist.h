@@ -2,6 +2,7 @@
 // Fashion-MNIST (Zalando's 28x28 grey clothing images, 10 classes) from its four IDX files, as
 // Debian's dataset-fashion-mnist package installs them.
 #include <array>
+#include <cstdint>
 #include <filesystem>
 #include <utility>
 

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <type_traits>
 
 #include "core/error.h"

@@ -2,6 +2,7 @@
 // IDX files, the format of the MNIST family: a 4-byte magic (0, 0, element type, rank), rank
 // big-endian uint32 sizes, then the elements, big-endian, row-major. Read through zlib, so a
 // gzip'd file (as Debian ships them) and a plain one read alike.
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <vector>

@@ -1,5 +1,7 @@
 #include "data/sampler.h"
 
+#include <cstddef>
+
 #include "core/error.h"
 #include "data/shuffle.h"
 

@@ -1,5 +1,9 @@
 #include "data/token_dataset.h"
 
+#include <cstddef>
+#include <utility>
+#include <vector>
+
 #include "core/ops/factory.h"
 
 namespace dtrain {

@@ -3,6 +3,7 @@
 // is the window at i * stride: input = tokens[s, s + T), target = tokens[s + 1, s + T + 1),
 // both int64 of shape [T] (batches [B, T]).
 #include <cstdint>
+#include <vector>
 
 #include "data/dataset.h"
 #include "data/tokens.h"

@@ -1,5 +1,6 @@
 #include "dist/comm_hooks.h"
 
+#include <memory>
 #include <utility>
 
 #include "core/allocator.h"

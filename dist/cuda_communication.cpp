@@ -1,6 +1,7 @@
 #include "dist/cuda_communication.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>

@@ -22,6 +22,7 @@
 //                                                compute and the communication stream) and after
 //                                                each DDP/ZeRO forward, so that a missing stream
 //                                                dependency changes results; default 0
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,5 +1,6 @@
 #include "dist/gradient_bucket.h"
 
+#include <cstdint>
 #include <utility>
 
 #include "core/allocator.h"

@@ -1,5 +1,7 @@
 #include "dist/local_backend.h"
 
+#include <memory>
+
 #include "core/backend.h"
 #include "core/grad_mode.h"
 

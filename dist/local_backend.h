@@ -3,6 +3,8 @@
 // (all_reduce, broadcast) or a copy (all_gather, reduce_scatter) and completes before it returns.
 // A world of one — a process started without mpirun, or a build without MPI — uses it for every
 // device type, so it needs neither MPI nor NCCL.
+#include <memory>
+
 #include "dist/process_group.h"
 
 namespace dtrain::dist {

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <type_traits>
 
 #include "core/allocator.h"
 #include "core/error.h"

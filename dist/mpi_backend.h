@@ -14,6 +14,7 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
 
 #include "dist/communication_thread.h"
 #include "dist/process_group.h"

@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <string>
+
 #include "core/error.h"
 
 namespace dtrain::dist {

@@ -1,7 +1,9 @@
 #include "dist/reducer.h"
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
+#include <ratio>
 #include <sstream>
 #include <unordered_set>
 #include <utility>

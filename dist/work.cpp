@@ -1,5 +1,7 @@
 #include "dist/work.h"
 
+#include <utility>
+
 namespace dtrain::dist {
 namespace {
 

@@ -1,9 +1,11 @@
 // demo: the smallest training loop dtrain can run — a two-layer network fitting y = sin(x)
 // on [-3, 3], written with tensors and autograd alone. Run: build/demo [--steps N] [--seed S]
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "dtrain.h"
 

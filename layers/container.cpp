@@ -1,6 +1,7 @@
 #include "layers/container.h"
 
 #include <string>
+#include <utility>
 
 namespace dtrain {
 

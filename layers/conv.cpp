@@ -1,5 +1,6 @@
 #include "layers/conv.h"
 
+#include <cstddef>
 #include <vector>
 
 #include "core/backend.h"

@@ -1,5 +1,7 @@
 #include "optim/adam.h"
 
+#include <cstddef>
+
 namespace dtrain::optim {
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options)

@@ -2,6 +2,7 @@
 // Adam (Kingma & Ba) as torch.optim.Adam: weight decay is L2, added to the gradient before the
 // moments (see optim/adam_update.h for the rule). For decoupled weight decay use AdamW.
 //   optim::Adam adam(model->parameters(), {.lr = 1e-3, .betas = {0.9, 0.999}});
+#include <cstddef>
 #include <utility>
 #include <vector>
 

@@ -11,6 +11,7 @@
 // on the CPU, any floating dtype on CUDA with float32 state for 16-bit parameters), and chains of
 // in-place tensor ops for anything else (strided tensors, other state dtypes).
 #include <cstdint>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/tensor.h"

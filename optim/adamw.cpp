@@ -1,5 +1,7 @@
 #include "optim/adamw.h"
 
+#include <cstddef>
+
 namespace dtrain::optim {
 
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)

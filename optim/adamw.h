@@ -2,6 +2,7 @@
 // AdamW (Loshchilov & Hutter) as torch.optim.AdamW: weight decay is decoupled from the gradient,
 // p = p * (1 - lr * weight_decay) before the Adam update (see optim/adam_update.h).
 //   optim::AdamW adamw(model->parameters(), {.lr = 3e-4, .weight_decay = 0.1});
+#include <cstddef>
 #include <utility>
 #include <vector>
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/grad_mode.h"
 #include "core/ops/elementwise.h"

@@ -1,5 +1,8 @@
 #include "optim/master_weight_adamw.h"
 
+#include <cstddef>
+#include <utility>
+
 #include "core/error.h"
 #include "core/grad_mode.h"
 #include "core/ops/factory.h"

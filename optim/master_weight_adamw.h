@@ -12,6 +12,7 @@
 //     cross_entropy(model->forward(tokens), targets).backward();
 //     optimizer.step();
 //   }
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -1,8 +1,11 @@
 #include "optim/optimizer.h"
 
+#include <cstddef>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "core/allocator.h"
 #include "core/grad_mode.h"

@@ -7,6 +7,7 @@
 // Parameters are plain Tensors (a Module's parameters() or a ZeRO shard), so optim/ does not
 // depend on how they were registered. Parameters are numbered across groups in order, and that
 // number is their key in the state dict ("state.<index>.exp_avg"), as in PyTorch.
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>

@@ -1,5 +1,9 @@
 #include "optim/sgd.h"
 
+#include <cstddef>
+#include <string>
+#include <utility>
+
 #include "optim/sgd_update.h"
 
 namespace dtrain::optim {

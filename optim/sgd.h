@@ -2,6 +2,8 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay, as
 // torch.optim.SGD (see optim/sgd_update.h for the rule).
 //   optim::SGD sgd(model->parameters(), {.lr = 0.1, .momentum = 0.9, .nesterov = true});
+#include <cstddef>
+#include <string>
 #include <vector>
 
 #include "optim/optimizer.h"

@@ -3,6 +3,8 @@
 // this file with -ffp-contract=off so no multiply-add is fused.
 #include "optim/sgd_update.h"
 
+#include <cstdint>
+
 #include "core/ops/elementwise.h"
 #include "optim/fused_cpu.h"
 

@@ -1,8 +1,13 @@
 #include "train/checkpoint_metadata.h"
 
 #include <charconv>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"

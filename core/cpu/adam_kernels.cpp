@@ -3,6 +3,8 @@
 // chain of separate tensor ops does, so both paths give bitwise the same parameters (a test
 // checks); CMakeLists.txt compiles this file with -ffp-contract=off.
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"

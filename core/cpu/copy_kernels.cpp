@@ -1,5 +1,8 @@
 // CpuBackend: fill, arange, strided copy with dtype conversion, host transfers.
+#include <array>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/elementwise_loops.h"

@@ -3,6 +3,7 @@
 // recomputed per row from the saved log-sum-exp, never stored.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "core/cpu/cpu_backend.h"

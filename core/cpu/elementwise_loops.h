@@ -2,6 +2,9 @@
 // Typed inner loops over strided_loop: one for out = f(a), one for out = f(a, b). Each has a
 // contiguous path the compiler vectorises, a path for a broadcast (zero-stride) operand, and a
 // general strided path.
+#include <array>
+#include <cstdint>
+
 #include "core/cpu/strided_loop.h"
 #include "core/dtype.h"
 

@@ -6,6 +6,7 @@
 // repeated indices in index order, so results do not depend on the thread count.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "core/cpu/cpu_backend.h"

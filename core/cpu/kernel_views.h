@@ -2,8 +2,10 @@
 // Kernel-internal views: the same storage seen with another shape or strides, so that reduction,
 // softmax and index kernels can hand strided_loop one operand per output element (the start of
 // that element's row) instead of walking dims by hand. Never escapes a kernel; no autograd.
+#include <cstdint>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"

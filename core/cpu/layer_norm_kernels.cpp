@@ -2,6 +2,8 @@
 // layer in layers/layer_norm.cpp calls them; 16-bit inputs take its composed path on the CPU).
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"

@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include <Eigen/Core>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>

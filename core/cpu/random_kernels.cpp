@@ -2,6 +2,8 @@
 // so the values do not depend on how the loop is split across threads (core/random.h). The
 // arithmetic is core/philox.h's philox_sample, shared with the CUDA kernel.
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/strided_loop.h"

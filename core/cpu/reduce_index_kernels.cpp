@@ -4,6 +4,7 @@
 // When the dim is not innermost, neighbouring outputs are updated together, row after row.
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <type_traits>
 
 #include "core/cpu/cpu_backend.h"

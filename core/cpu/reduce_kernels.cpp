@@ -11,6 +11,8 @@
 // The cut depends only on the shapes, so results never depend on the thread count.
 #include <algorithm>
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 

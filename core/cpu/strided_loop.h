@@ -11,6 +11,7 @@
 #include <atomic>
 #include <exception>
 #include <cstdint>
+#include <cstddef>
 
 #include "core/error.h"
 #include "core/shape.h"

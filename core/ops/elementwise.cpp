@@ -2,6 +2,8 @@
 #include "core/ops/elementwise.h"
 
 #include <cmath>
+#include <cstddef>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -1,7 +1,11 @@
 #include "core/ops/factory.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <memory>
+#include <type_traits>
+#include <utility>
 
 #include "core/backend.h"
 #include "core/graph.h"

@@ -1,5 +1,6 @@
 #pragma once
 // Tensors made from nothing: constants, ranges, values from a vector, random numbers.
+#include <cstdint>
 #include <initializer_list>
 #include <vector>
 

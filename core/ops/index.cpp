@@ -3,6 +3,8 @@
 // backward: what one reads from a position, the other adds back to it.
 #include "core/ops/index.h"
 
+#include <cstdint>
+
 #include "core/backend.h"
 #include "core/grad_mode.h"
 #include "core/graph.h"

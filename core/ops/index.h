@@ -1,5 +1,7 @@
 #pragma once
 // Indexing by tensors of Int64 (or Int32) positions.
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace dtrain {

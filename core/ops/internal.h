@@ -1,5 +1,7 @@
 #pragma once
 // Helpers shared by the op files, not part of the public API.
+#include <cstdint>
+
 #include "core/backend.h"
 #include "core/tensor.h"
 

@@ -2,6 +2,8 @@
 #include "core/ops/join.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

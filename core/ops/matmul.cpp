@@ -1,5 +1,7 @@
 #include "core/ops/matmul.h"
 
+#include <cstdint>
+
 #include "core/backend.h"
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -2,6 +2,8 @@
 #include "core/ops/reduce.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 
 #include "core/backend.h"
 #include "core/grad_mode.h"

@@ -1,5 +1,6 @@
 #pragma once
 // Reductions over dimensions. dims may be negative; an empty dims list reduces everything.
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"

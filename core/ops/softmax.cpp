@@ -1,6 +1,8 @@
 // softmax and log_softmax along one dim (max-subtracted in the kernel, so exp never overflows).
 #include "core/ops/softmax.h"
 
+#include <cstdint>
+
 #include "core/backend.h"
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -1,5 +1,6 @@
 #pragma once
 // Views share storage with their input; copies (contiguous, clone, to) do not.
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"

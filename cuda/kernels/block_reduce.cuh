@@ -3,6 +3,7 @@
 // so the result depends only on which thread held which values (reproducible run to run).
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 

@@ -1,4 +1,7 @@
 // CudaBackend: fill, arange and copy with dtype conversion (any strides).
+#include <cstdint>
+#include <type_traits>
+
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"
 

@@ -2,6 +2,10 @@
 // one block per row, the CPU's formulas (core/cpu/cross_entropy_kernels.cpp) in the compute type
 // (float for the 16-bit dtypes). The forward keeps only the per-row log-sum-exp; the backward
 // recomputes the softmax from it while writing the gradient, so no probability tensor exists.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/device_math.cuh"

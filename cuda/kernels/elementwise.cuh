@@ -6,6 +6,8 @@
 // - strided: any strides and broadcasts, through an OffsetPlan (kernel_plan.h).
 // f takes and returns compute values (Element<T>::Compute); the kernels load and store.
 #include <algorithm>
+#include <cstdint>
+#include <utility>
 
 #include "cuda/kernels/element.cuh"
 #include "cuda/kernels/kernel_plan.h"

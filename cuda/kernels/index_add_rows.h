@@ -5,6 +5,8 @@
 // target row on the host (stably: each row keeps its index order, so the sums are bitwise the
 // generic kernel's), then a block per distinct row adds that row's source rows, a thread per
 // column. The host needs the index anyway: index ops check it and wait for the device.
+#include <cstdint>
+
 #include "core/tensor.h"
 
 namespace dtrain::cuda {

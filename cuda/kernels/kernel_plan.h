@@ -4,6 +4,7 @@
 // permuted or sliced tensor usually needs one or two dims. Element i's byte offset in operand k is
 // found by peeling i's index in each dim, innermost first.
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/error.h"

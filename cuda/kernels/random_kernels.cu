@@ -3,6 +3,9 @@
 // kernel calls, compiled for the device. Uniform and Bernoulli values are bit-identical; normal
 // ones go through the device's log, sin and cos, within an ulp of the host's in double (and
 // identical once rounded to float).
+#include <cstdint>
+#include <type_traits>
+
 #include "core/philox.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"

@@ -2,6 +2,11 @@
 // (a NaN counts as the extreme, as on the CPU). Along an innermost dim a block scans one row (each
 // thread keeps its best in increasing position, then a tree picks the better value, or the lower
 // position of equal ones); otherwise each thread scans one row in order.
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"
 

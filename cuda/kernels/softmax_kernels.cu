@@ -8,6 +8,12 @@
 // reads. The visible columns take the same threads and sums as softmax over the row with the rest
 // at -inf (whose exponentials add only zeros), so the result equals the composed
 // masked_fill + softmax on CUDA in the visible columns.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/device_math.cuh"

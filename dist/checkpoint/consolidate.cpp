@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 
 #include "core/safetensors.h"
 #include "dist/checkpoint/sharded_checkpoint.h"

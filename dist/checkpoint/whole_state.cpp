@@ -1,8 +1,12 @@
 #include "dist/checkpoint/whole_state.h"
 
+#include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "core/error.h"
 #include "core/grad_mode.h"

@@ -1,6 +1,8 @@
 // libdtrain_nccl.so's entry point: dist's loader (dist/nccl_library.cpp) calls it once and talks
 // to NCCL only through the NcclLibrary it returns.
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "core/error.h"

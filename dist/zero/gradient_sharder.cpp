@@ -1,6 +1,7 @@
 #include "dist/zero/gradient_sharder.h"
 
 #include <exception>
+#include <utility>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -1,6 +1,7 @@
 #include "dist/zero/sharded_loss_scaler.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/ops/elementwise.h"

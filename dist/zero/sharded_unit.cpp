@@ -1,5 +1,8 @@
 #include "dist/zero/sharded_unit.h"
 
+#include <cstddef>
+#include <utility>
+
 #include "core/graph.h"
 
 namespace dtrain::dist {

@@ -19,6 +19,7 @@
 // While an all-gather into `full` is in flight, none of `full` may be read or written — not even
 // this rank's own slot, which an in-place all-gather may use as scratch space (Open MPI's Bruck
 // algorithm rotates blocks through the buffer): wait_gather() first.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>

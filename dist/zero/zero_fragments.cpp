@@ -2,9 +2,13 @@
 // stage (dist/tensor_fragment.h names the tensors).
 #include <algorithm>
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/ops/factory.h"

@@ -2,7 +2,11 @@
 // (dist/zero/sharded_unit.h describes the buffers of each stage).
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/grad_mode.h"
 #include "core/ops/factory.h"

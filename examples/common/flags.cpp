@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
+#include <system_error>
+#include <type_traits>
 
 #include "examples/common/program_exit.h"
 

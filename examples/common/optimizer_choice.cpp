@@ -1,5 +1,7 @@
 #include "examples/common/optimizer_choice.h"
 
+#include <utility>
+
 #include "examples/common/program_exit.h"
 #include "optim/adam.h"
 #include "optim/adamw.h"

@@ -1,6 +1,10 @@
 // The backward engine: accumulation, hooks, retain_graph, saved-tensor checks, deep graphs.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <string>
+#include <vector>
+
 #include "dtrain.h"
 
 using namespace dtrain;

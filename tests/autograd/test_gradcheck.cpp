@@ -2,6 +2,9 @@
 // and non-contiguous inputs.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <vector>
+
 #include "dtrain.h"
 
 using namespace dtrain;

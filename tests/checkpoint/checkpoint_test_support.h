@@ -3,10 +3,13 @@
 // random generator's state matters), and one training step of it.
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "dtrain.h"
 

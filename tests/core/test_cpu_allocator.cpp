@@ -2,6 +2,8 @@
 // C library, the byte accounting of tensors unaffected, and release.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/core.h"

@@ -1,7 +1,12 @@
 // Binary and unary ops against values computed in the test with <cmath>.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "dtrain.h"
 

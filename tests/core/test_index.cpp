@@ -1,7 +1,11 @@
 // gather, scatter_add, index_select and index_add against loops written here.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "core/core.h"
 

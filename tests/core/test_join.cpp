@@ -1,6 +1,9 @@
 // cat, stack, split and chunk.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <vector>
+
 #include "core/core.h"
 
 using namespace dtrain;

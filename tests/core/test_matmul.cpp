@@ -1,6 +1,11 @@
 // matmul against a naive triple loop, over layouts, batch broadcasting and dtypes.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
 #include "dtrain.h"
 
 using namespace dtrain;

@@ -2,6 +2,7 @@
 // it raises, naming the request and the cap, and counts nothing.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 
 #include "core/allocator.h"

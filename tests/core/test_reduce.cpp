@@ -1,9 +1,14 @@
 // Reductions against naive loops written here over std::vector, on contiguous and strided inputs.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "core/core.h"
 

@@ -1,8 +1,13 @@
 // softmax / log_softmax and their backward kernel against formulas evaluated here in double.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "core/core.h"
 #include "core/cpu/cpu_backend.h"

@@ -1,7 +1,10 @@
 // Tensor handle basics: shapes, dtypes, conversion, printing, memory accounting, storage release.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "dtrain.h"
 

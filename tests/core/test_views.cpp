@@ -1,6 +1,10 @@
 // Views share storage; every op must be right on non-contiguous input.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
 #include "dtrain.h"
 
 using namespace dtrain;

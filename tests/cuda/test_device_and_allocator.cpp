@@ -3,6 +3,10 @@
 // that includes the backend's own header, cuda/stream.h).
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "core/backend.h"
 #include "cuda/stream.h"
 #include "tests/cuda/cuda_test_support.h"

@@ -3,7 +3,12 @@
 // broadcast and strided operands. Tolerances: tests/cuda/cuda_test_support.h.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdint>
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/backend.h"
 #include "tests/cuda/cuda_test_support.h"

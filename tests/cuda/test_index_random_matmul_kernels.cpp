@@ -4,6 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "tests/cuda/cuda_test_support.h"

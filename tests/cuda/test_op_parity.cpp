@@ -5,7 +5,13 @@
 // of MLP training on both devices.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "layers/layers.h"
 #include "optim/optim.h"

@@ -4,6 +4,7 @@
 // the first mismatch.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -1,6 +1,9 @@
 // Debug mode: when the ranks issue different collectives, or one rank's arguments are refused,
 // every rank raises the same error naming both calls — within seconds, instead of hanging.
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
 
 #include "tests/dist/collective_test_support.h"
 

@@ -1,7 +1,11 @@
 // Every collective at the world size mpirun gave (1 to 4), every dtype, sizes that do not divide
 // by the world size and zero-size tensors, against values computed in closed form.
 #include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "tests/dist/collective_test_support.h"
 

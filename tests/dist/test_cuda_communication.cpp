@@ -3,6 +3,7 @@
 // path a group of several ranks on one GPU takes for CUDA tensors.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <cstdlib>
 #include <vector>
 

@@ -2,7 +2,11 @@
 // and that their all-reduces start during backward rather than after it.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "dist/bucket_assignment.h"

@@ -2,7 +2,11 @@
 // what those formats can hold, and must really use them (the result differs from float32's).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <memory>
+#include <vector>
 
 #include "tests/dist/ddp_test_support.h"
 

@@ -3,8 +3,12 @@
 // the single-process reference too (on the whole batch) and compares after 20 AdamW steps.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/dist/ddp_test_support.h"
 

@@ -3,6 +3,12 @@
 // batch that all micro-batches of all ranks make together.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "tests/dist/ddp_test_support.h"
 
 using namespace dtrain;

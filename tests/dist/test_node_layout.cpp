@@ -1,6 +1,9 @@
 // The node layout from hostnames, for rank mappings a single machine cannot show.
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 #include "dist/node_layout.h"
 
 using dtrain::dist::node_layout;

@@ -5,8 +5,14 @@
 // train/checkpoint.h training checkpoint) gives back the model's exact values.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/safetensors.h"

@@ -6,6 +6,12 @@
 // At 1, 2, 3 and 4 ranks: 3 makes shards uneven, so padding bugs show there.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "optim/sgd.h"
 #include "tests/dist/zero_test_support.h"
 

@@ -3,6 +3,12 @@
 // training bitwise at the same stage and world size, and to rounding at another stage.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "dist/checkpoint/whole_state.h"
 #include "tests/dist/zero_test_support.h"
 

@@ -9,6 +9,13 @@
 // of parameter elements in this rank's shards; they add up to Ψ over the ranks.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "optim/adam.h"
 #include "tests/dist/zero_test_support.h"
 

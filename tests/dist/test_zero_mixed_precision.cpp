@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <memory>
+#include <string>
 
 #include "tests/dist/zero_test_support.h"
 

@@ -3,6 +3,10 @@
 // checks the offload itself). Under mpirun at 2 and 3 ranks, stages 1-3, fp32 and mixed bf16.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 

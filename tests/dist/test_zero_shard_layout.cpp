@@ -2,6 +2,7 @@
 // cases worked out by hand.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <vector>
 
 #include "dist/zero/shard_layout.h"

@@ -4,12 +4,16 @@
 // and an in-memory FragmentSource assembled from every rank's state_fragments().
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dist/tensor_fragment.h"

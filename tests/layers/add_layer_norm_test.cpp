@@ -1,5 +1,6 @@
 // add_layer_norm (the residual add fused into the LayerNorm after it): equal to add + layer_norm
 // bit for bit on the CPU fast path, values and every gradient, and the errors it names.
+#include <cstdint>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"

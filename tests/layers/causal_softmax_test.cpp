@@ -1,5 +1,7 @@
 // causal_softmax: the fused CPU path against masked_fill + softmax, bit for bit, forward and
 // backward, and a gradcheck.
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"

@@ -1,5 +1,8 @@
 // Conv2d (im2col) and MaxPool2d against direct loops, and their gradchecks.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <vector>
 

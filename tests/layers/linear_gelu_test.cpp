@@ -2,6 +2,10 @@
 // same kernels in the same order as one node), for both GELU forms, with and without bias.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
 #include "core/core.h"
 #include "layers/linear.h"
 

@@ -1,5 +1,8 @@
 // Linear and Embedding: values against hand loops, default initialisation, gradchecks.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,5 +1,7 @@
 // cross_entropy (fused and composed) and mse_loss against hand formulas, and their gradchecks.
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"

@@ -2,6 +2,8 @@
 // hooks, train/eval, zero_grad, dtype conversion and memory accounting.
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>

@@ -1,5 +1,9 @@
 // LayerNorm, ReLU, GELU, Dropout, Flatten and Sequential.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"

@@ -3,7 +3,9 @@
 // element-wise comparison with a relative tolerance.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include "core/core.h"

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
+#include <vector>
 
 #include "optim/clip_grad.h"
 #include "tests/optim/optim_test_support.h"

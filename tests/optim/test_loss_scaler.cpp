@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <limits>
+#include <vector>
 
 #include "optim/loss_scaler.h"
 #include "optim/sgd.h"

@@ -2,8 +2,13 @@
 // parameters without gradients, state dicts, memory accounting, and the two update paths.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "optim/adam.h"
 #include "optim/adamw.h"

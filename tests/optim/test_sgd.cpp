@@ -1,6 +1,9 @@
 // SGD against PyTorch's documented algorithm (torch.optim.SGD), written out with plain doubles.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <vector>
+
 #include "optim/sgd.h"
 #include "tests/optim/optim_test_support.h"
 

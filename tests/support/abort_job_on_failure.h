@@ -1,6 +1,8 @@
 #pragma once
 // The listener the Catch2 mains of the tests under mpirun register (tests/dist/dist_test_main.cpp,
 // tests/dist/cuda/dist_cuda_test_main.cpp).
+// Catch::TestEventListenerBase: a main's CATCH_CONFIG_RUNNER implies this; the header compiles alone.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 
 #include <cstdio>

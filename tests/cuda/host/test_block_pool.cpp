@@ -2,6 +2,8 @@
 // any machine. Fake segments are address ranges that are never touched.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 

@@ -2,6 +2,10 @@
 // dropped as on the CPU, and every element's byte offsets equal to the ones its index gives.
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
 #include "core/core.h"
 #include "cuda/kernels/kernel_plan.h"
 

@@ -9,6 +9,7 @@
 #include <cudnn.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 

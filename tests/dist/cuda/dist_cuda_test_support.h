@@ -4,6 +4,7 @@
 // copy of a set of named tensors.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

@@ -6,6 +6,8 @@
 // change when collectives and forwards are slowed down.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>

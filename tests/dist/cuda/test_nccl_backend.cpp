@@ -3,6 +3,10 @@
 // staged for several ranks on one GPU, NCCL for one GPU per rank — checked against formulas.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/dist/cuda/dist_cuda_test_support.h"

@@ -6,6 +6,8 @@
 #include "core/cuda_device.h"
 #include "core/grad_mode.h"
 #include "core/ops/view.h"
+#include "core/profiler_backend.h"
+#include "core/profiler_recorder.h"
 
 namespace dtrain {
 
@@ -110,6 +112,8 @@ Backend& backend_for(Device device) {
   if (backend == nullptr) {
     fail("no kernels for device ", device, ": this build of dtrain has no backend for it (configure with DTRAIN_CUDA=ON)");
   }
+  // The profiler's whole cost when off: this branch, once per op.
+  if (profiler::detail::recording()) [[unlikely]] return profiler::detail::profiling_backend(*backend);
   return *backend;
 }
 

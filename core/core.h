@@ -9,6 +9,7 @@
 #include "core/grad_mode.h"
 #include "core/ops/ops.h"
 #include "core/parallel.h"
+#include "core/profiler.h"
 #include "core/random.h"
 #include "core/safetensors.h"
 #include "core/scalar.h"

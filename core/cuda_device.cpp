@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/plugin_library.h"
+#include "core/profiler_session.h"
 
 namespace dtrain::cuda {
 namespace detail {
@@ -64,6 +65,7 @@ Runtime& runtime() {
     state.attempted = true;
     state.error = load();
     if (state.error.empty() && state.runtime == nullptr) state.error = "the CUDA backend library registered no runtime";
+    if (state.error.empty()) profiler::detail::cuda_runtime_loaded();
   }
   if (!state.error.empty()) fail("CUDA is not available: ", state.error);
   return *state.runtime;

@@ -8,6 +8,7 @@
 #include "core/ops/factory.h"
 #include "core/ops/softmax.h"
 #include "core/ops/view.h"
+#include "core/profiler_recorder.h"
 #include "layers/attention.h"
 
 namespace dtrain {
@@ -28,6 +29,7 @@ Tensor causal_softmax(const Tensor& scores) {
   if (!is_floating(scores.dtype())) {
     fail("causal_softmax: expected floating scores, got ", scores.dtype());
   }
+  profiler::detail::Scope profiled(profiler::EventKind::Op, "causal_softmax", {&scores}, "causal_softmax");
   const Tensor input = contiguous(scores);
   Tensor out = empty(input.shape(), {.dtype = input.dtype(), .device = input.device()});
   backend_for(input.device()).causal_softmax(input, out);

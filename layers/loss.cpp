@@ -14,6 +14,7 @@
 #include "core/ops/softmax.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
+#include "core/profiler_recorder.h"
 
 namespace dtrain {
 
@@ -138,6 +139,8 @@ Tensor cross_entropy_composed(const Tensor& logits, const Tensor& targets, Cross
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOptions options) {
   check_smoothing(options.label_smoothing);
+  // One op in the profiler: the target check's copies and the reduction nest inside it.
+  profiler::detail::Scope profiled(profiler::EventKind::Op, "cross_entropy", {&logits, &targets}, "cross_entropy");
   // The fused kernels run float32 and float64 on the CPU and every floating dtype on CUDA.
   const bool fused = logits.defined() && ((logits.device().is_cpu() && (logits.dtype() == kFloat32 || logits.dtype() == kFloat64)) ||
                                           (logits.device().is_cuda() && is_floating(logits.dtype())));

@@ -126,7 +126,7 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("profiler: a GPT step's profile names every kernel-table op and every autograd node it ran, as often as it ran") {
+TEST_CASE("a GPT step's profile names every kernel-table op and every autograd node it ran, as often as it ran") {
   set_num_threads(1);
   GptStep step(small_gpt());
   step.run();  // the optimizer's state exists from here: the profiled step is a steady one
@@ -178,7 +178,7 @@ TEST_CASE("profiler: a GPT step's profile names every kernel-table op and every 
   CHECK(embedding_seen);
 }
 
-TEST_CASE("profiler: the top-level op and node times of a GPT step add up to most of the step, never more") {
+TEST_CASE("the top-level op and node times of a GPT step add up to most of the step, never more") {
   set_num_threads(1);
   // Large enough that kernels, not per-op bookkeeping, are the step (as in real training).
   GptStep step({.vocabulary = 128, .context = 64, .d_model = 128, .layers = 2, .heads = 4, .mlp_ratio = 4}, 8);
@@ -209,7 +209,7 @@ TEST_CASE("profiler: the top-level op and node times of a GPT step add up to mos
   CHECK(profile.wall_ns() >= step_ns);
 }
 
-TEST_CASE("profiler: one big matmul among many small ops ranks first in the table sorted by total time") {
+TEST_CASE("one big matmul among many small ops ranks first in the table sorted by total time") {
   set_num_threads(1);
   Tensor small = randn({8, 8});
   Tensor big_a = randn({384, 384});
@@ -243,7 +243,7 @@ TEST_CASE("profiler: one big matmul among many small ops ranks first in the tabl
   CHECK(by_shapes[0].input_shapes == "[384, 384] float32, [384, 384] float32");
 }
 
-TEST_CASE("profiler: the Chrome trace is JSON with one complete event per recorded event, on rank 0") {
+TEST_CASE("the Chrome trace is JSON with one complete event per recorded event, on rank 0") {
   set_num_threads(1);
   GptStep step(small_gpt());
   profiler::Profile profile;
@@ -293,7 +293,7 @@ TEST_CASE("profiler: the Chrome trace is JSON with one complete event per record
   CHECK(profiler::rank_tagged_path("trace.json", {0, 1}) == "trace.json");
 }
 
-TEST_CASE("profiler: contiguous() copies are counted against the op that asked for them") {
+TEST_CASE("contiguous() copies are counted against the op that asked for them") {
   Tensor transposed = randn({6, 4}).t();  // [4, 6], not contiguous
   Tensor already = randn({4, 6});
   Tensor leaf = randn({4, 6}).set_requires_grad();
@@ -333,7 +333,38 @@ TEST_CASE("profiler: contiguous() copies are counted against the op that asked f
   CHECK(profile.host_synchronizations() == 0);  // the CPU never waits for a device
 }
 
-TEST_CASE("profiler: collectives of a world of one are recorded with their bytes and their waits") {
+TEST_CASE("host synchronisations the CUDA plugin reports are counted against the event open around them") {
+  // The plugin reports through this core function (cuda/host_transfer.cpp, cuda/stream.cpp, ...);
+  // here it is called directly, as a CPU-only build has no plugin.
+  profiler::detail::note_host_synchronization("outside");  // no profile: not recorded anywhere
+  profiler::Profile profile;
+  {
+    profiler::Range range("read back");
+    profiler::detail::host_synchronization("copy_to_host");
+    profiler::detail::host_synchronization("stream synchronize");
+  }
+  profiler::detail::host_synchronization("event synchronize");  // outside any event
+  profile.stop();
+
+  CHECK(profile.host_synchronizations() == 3);
+  std::vector<std::string> inside;
+  for (const profiler::Mark& mark : profile.marks()) inside.push_back(mark.what + " in " + mark.inside);
+  CHECK(inside == std::vector<std::string>{"copy_to_host in read back", "stream synchronize in read back",
+                                           "event synchronize in "});
+  REQUIRE(profile.summary().size() == 1);
+  CHECK(profile.summary()[0].host_synchronizations == 2);
+  int64_t instants = 0;
+  const JsonValue trace = parse_json(profile.chrome_trace());
+  for (const JsonValue& event : member(trace, "traceEvents").as_array()) {
+    if (member(event, "ph").as_string() == "i") {
+      ++instants;
+      CHECK(member(event, "name").as_string().rfind("host synchronization: ", 0) == 0);
+    }
+  }
+  CHECK(instants == 3);
+}
+
+TEST_CASE("collectives of a world of one are recorded with their bytes and their waits") {
   dist::init();
   Tensor gradient = ones({1000});                    // 4000 bytes
   Tensor shard = ones({10}, {.dtype = kFloat64});     // 80 bytes
@@ -361,7 +392,7 @@ TEST_CASE("profiler: collectives of a world of one are recorded with their bytes
   }
 }
 
-TEST_CASE("profiler: nothing is recorded outside a profile, and overlapping profiles each see their own window") {
+TEST_CASE("nothing is recorded outside a profile, and overlapping profiles each see their own window") {
   Tensor a = randn({4, 4});
   CHECK_FALSE(profiler::detail::recording());
   Tensor before = add(a, a);
@@ -390,13 +421,13 @@ TEST_CASE("profiler: nothing is recorded outside a profile, and overlapping prof
 // --- DTRAIN_PROFILE ---------------------------------------------------------------------------
 
 // Run by the test below in a child process started with DTRAIN_PROFILE (hidden: never on its own).
-TEST_CASE("profiler child: one small GPT step", "[.profile_child]") {
+TEST_CASE("child process of the DTRAIN_PROFILE test: one small GPT step", "[.profile_child]") {
   set_num_threads(1);
   GptStep step(small_gpt());
   step.run();
 }
 
-TEST_CASE("profiler: DTRAIN_PROFILE=path profiles a whole program and writes the rank-tagged trace at exit") {
+TEST_CASE("DTRAIN_PROFILE=path profiles a whole program and writes the rank-tagged trace at exit") {
   const std::string trace = temporary_path("environment.json");
   const std::string written = temporary_path("environment.rank2.json");  // rank 2 of 4, from the launcher
   const std::string table = temporary_path("environment.rank2.txt");

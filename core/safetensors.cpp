@@ -8,9 +8,13 @@
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <set>
+#include <system_error>
 
+#include "core/atomic_file.h"
+#include "core/crc32.h"
 #include "core/grad_mode.h"
 #include "core/json.h"
 #include "core/ops/factory.h"
@@ -58,12 +62,6 @@ class FileDescriptor {
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   int get() const { return fd_; }
-  // Closes now, so the caller can see the error close reports (a deferred write failure).
-  int close() {
-    int result = ::close(fd_);
-    fd_ = -1;
-    return result;
-  }
 
  private:
   int fd_;
@@ -71,40 +69,12 @@ class FileDescriptor {
 
 // --- writing ---
 
-void write_all(int fd, const void* data, size_t length, const std::string& where) {
-  const char* bytes = static_cast<const char*>(data);
-  while (length > 0) {
-    ssize_t written = ::write(fd, bytes, length);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      fail(where, ": write failed: ", errno_text());
-    }
-    bytes += written;
-    length -= static_cast<size_t>(written);
-  }
-}
-
-// Removes the temporary file unless the write got as far as renaming it.
-class TemporaryFileGuard {
- public:
-  explicit TemporaryFileGuard(std::string path) : path_(std::move(path)) {}
-  ~TemporaryFileGuard() {
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  TemporaryFileGuard(const TemporaryFileGuard&) = delete;
-  TemporaryFileGuard& operator=(const TemporaryFileGuard&) = delete;
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  bool committed_ = false;
-};
-
 struct PlannedTensor {
   const std::string* name;
   const Tensor* tensor;
   uint64_t begin;
   uint64_t end;
+  uint32_t crc32 = 0;  // of its bytes, once written
 };
 
 // The reference implementation's buffer order: by dtype, I64 F64 F32 I32 BF16 F16 BOOL (its
@@ -165,8 +135,9 @@ std::string header_json(const std::vector<PlannedTensor>& plan, const std::map<s
   return text;
 }
 
-void write_tensor_bytes(int fd, const PlannedTensor& planned, const std::string& where) {
-  if (planned.end == planned.begin) return;
+// Writes the tensor's bytes and returns their CRC-32.
+uint32_t write_tensor_bytes(AtomicFileWriter& file, const PlannedTensor& planned, const std::string& where) {
+  if (planned.end == planned.begin) return crc32_of(nullptr, 0);
   if (!planned.tensor->storage()->is_resident()) {
     fail(where, ": tensor '", *planned.name, "': its storage is released (a ZeRO-3 parameter outside its gather?)");
   }
@@ -176,18 +147,30 @@ void write_tensor_bytes(int fd, const PlannedTensor& planned, const std::string&
     if (!host.device().is_cpu()) host = host.to(Device::cpu());
     if (!host.is_contiguous()) host = host.contiguous();
   }
-  write_all(fd, host.data(), host.nbytes(), where + ": tensor '" + *planned.name + "'");
+  file.write(host.data(), host.nbytes());
+  return crc32_of(host.data(), host.nbytes());
 }
 
-// fsync of the directory makes the rename itself durable; some file systems refuse it, and the
-// data is already safe by then, so a failure here is not an error.
-void sync_directory_of(const std::filesystem::path& path) {
-  std::filesystem::path directory = path.parent_path();
-  if (directory.empty()) directory = ".";
-  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
+// The "dtrain.crc32" metadata value: {"<name>": "<8 hex digits>"}. Its length does not depend
+// on the checksums, so a header written before the data is patched in place afterwards.
+std::string checksums_json(const std::vector<PlannedTensor>& plan) {
+  JsonValue checksums = JsonValue::object();
+  for (const PlannedTensor& planned : plan) {
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(planned.crc32));
+    checksums.add(*planned.name, JsonValue::string(hex));
+  }
+  return write_json(checksums);
+}
+
+std::string length_prefixed(const std::string& header) {
+  std::string bytes(8, '\0');
+  uint64_t length = header.size();
+  for (char& byte : bytes) {
+    byte = static_cast<char>(length & 0xff);
+    length >>= 8;
+  }
+  return bytes + header;
 }
 
 // --- reading ---
@@ -331,6 +314,43 @@ void check_tiling(const std::string& where, std::vector<SafetensorsEntry>& entri
   }
 }
 
+// Moves the "dtrain.crc32" metadata (if any) onto the entries: one checksum per tensor, exactly.
+void attach_checksums(const std::string& where, SafetensorsHeader& header) {
+  auto found = header.metadata.find(kSafetensorsChecksumKey);
+  if (found == header.metadata.end()) return;
+  const std::string context = where + ": metadata '" + kSafetensorsChecksumKey + "'";
+  JsonValue checksums;
+  try {
+    checksums = parse_json(found->second);
+  } catch (const JsonParseError& error) {
+    fail(context, " is not valid JSON: ", error.problem(), " at byte ", error.position(), " (a damaged header)");
+  }
+  if (!checksums.is_object()) fail(context, ": expected an object of checksums, got ", json_kind_name(checksums.kind()));
+  std::map<std::string, uint32_t> by_name;
+  for (const auto& [name, value] : checksums.as_object()) {
+    uint32_t crc = 0;
+    const std::string* hex = value.is_string() ? &value.as_string() : nullptr;
+    auto parsed = hex ? std::from_chars(hex->data(), hex->data() + hex->size(), crc, 16) : std::from_chars_result{};
+    if (hex == nullptr || hex->size() != 8 || parsed.ec != std::errc() || parsed.ptr != hex->data() + hex->size()) {
+      fail(context, ": tensor '", name, "': expected 8 hex digits, got ", write_json(value));
+    }
+    if (!by_name.emplace(name, crc).second) fail(context, ": tensor '", name, "' appears twice");
+  }
+  for (SafetensorsEntry& entry : header.entries) {
+    auto checksum = by_name.find(entry.name);
+    if (checksum == by_name.end()) {
+      fail(context, ": it has no checksum for tensor '", entry.name, "' (a damaged header)");
+    }
+    entry.crc32 = checksum->second;
+    by_name.erase(checksum);
+  }
+  if (!by_name.empty()) {
+    fail(context, ": it has a checksum for tensor '", by_name.begin()->first, "', which the file does not hold");
+  }
+  header.metadata.erase(found);
+  header.has_checksums = true;
+}
+
 SafetensorsHeader read_header(const InputFile& file) {
   const std::string& where = file.where();
   if (file.size() < 8) {
@@ -377,6 +397,7 @@ SafetensorsHeader read_header(const InputFile& file) {
     header.entries.push_back(parse_entry(where, name, value));
   }
   check_tiling(where, header.entries, header.buffer_length);
+  attach_checksums(where, header);
   return header;
 }
 
@@ -390,33 +411,29 @@ const char* safetensors_dtype_name(DType dtype) {
 }
 
 void save_safetensors(const std::filesystem::path& path, const std::map<std::string, Tensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+                      const std::map<std::string, std::string>& metadata, const SafetensorsWriteOptions& options) {
   std::string where = "save_safetensors: '" + path.string() + "'";
+  if (metadata.count(kSafetensorsChecksumKey) != 0) {
+    fail(where, ": metadata key '", kSafetensorsChecksumKey, "' is reserved for the tensors' checksums");
+  }
   std::vector<PlannedTensor> plan = plan_layout(tensors, where);
-  std::string header = header_json(plan, metadata);
+  std::map<std::string, std::string> full_metadata = metadata;
+  if (options.checksums) full_metadata[kSafetensorsChecksumKey] = checksums_json(plan);  // zeros for now
+  const std::string header = length_prefixed(header_json(plan, full_metadata));
 
-  std::string temporary = path.string() + ".tmp." + std::to_string(::getpid());
-  FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) fail(where, ": cannot create the temporary file '", temporary, "': ", errno_text());
-  TemporaryFileGuard guard(temporary);
-
-  unsigned char length_bytes[8];
-  uint64_t length = header.size();
-  for (unsigned char& byte : length_bytes) {
-    byte = static_cast<unsigned char>(length & 0xff);
-    length >>= 8;
+  AtomicFileWriter file(path, where);
+  file.write(header.data(), header.size());
+  for (PlannedTensor& planned : plan) planned.crc32 = write_tensor_bytes(file, planned, where);
+  if (options.checksums) {
+    full_metadata[kSafetensorsChecksumKey] = checksums_json(plan);
+    const std::string final_header = length_prefixed(header_json(plan, full_metadata));
+    if (final_header.size() != header.size()) {
+      fail(where, ": internal error: the header changed length from ", header.size(), " to ", final_header.size(),
+           " bytes when the checksums were filled in");
+    }
+    file.pwrite(final_header.data(), final_header.size(), 0);
   }
-  write_all(fd.get(), length_bytes, sizeof(length_bytes), where);
-  write_all(fd.get(), header.data(), header.size(), where);
-  for (const PlannedTensor& planned : plan) write_tensor_bytes(fd.get(), planned, where);
-
-  if (::fsync(fd.get()) != 0) fail(where, ": fsync of '", temporary, "' failed: ", errno_text());
-  if (fd.close() != 0) fail(where, ": closing '", temporary, "' failed: ", errno_text());
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    fail(where, ": renaming '", temporary, "' over it failed: ", errno_text());
-  }
-  guard.commit();
-  sync_directory_of(path);
+  file.commit();
 }
 
 SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) { return read_header(InputFile(path)); }
@@ -427,11 +444,23 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
 
   SafetensorsFile result;
   result.metadata = std::move(header.metadata);
+  result.verified = header.has_checksums;
   for (const SafetensorsEntry& entry : header.entries) {
     Tensor tensor = empty(entry.shape, {.dtype = entry.dtype});
     uint64_t length = entry.end - entry.begin;
     if (length > 0) {
       file.read_at(header.buffer_offset + entry.begin, tensor.data(), length, "tensor '" + entry.name + "'");
+    }
+    if (entry.crc32) {
+      const uint32_t read = crc32_of(length > 0 ? tensor.data() : nullptr, length);
+      if (read != *entry.crc32) {
+        char numbers[64];
+        std::snprintf(numbers, sizeof numbers, "saved %08x, read %08x", static_cast<unsigned>(*entry.crc32),
+                      static_cast<unsigned>(read));
+        fail(file.where(), ": tensor '", entry.name, "' (file bytes ",
+             offsets_str(header.buffer_offset + entry.begin, header.buffer_offset + entry.end),
+             ") does not match its saved CRC-32 (", numbers, "): the file is corrupted");
+      }
     }
     if (entry.dtype == kBool) {
       // C++ bool must hold 0 or 1; another writer may have stored any non-zero byte as true.

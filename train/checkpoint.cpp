@@ -69,6 +69,7 @@ TrainingState load_checkpoint(const std::filesystem::path& path, Module& model, 
 
   std::string saved_optimizer;
   TrainingState state = decode_checkpoint_metadata(file.metadata, path, saved_optimizer);
+  state.verified = file.verified;
   if (saved_optimizer != optimizer.name()) {
     fail(where, ": the checkpoint holds ", saved_optimizer, " state, but the optimizer is ", optimizer.name());
   }

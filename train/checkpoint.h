@@ -23,13 +23,16 @@
 
 namespace dtrain::train {
 
-// Writes the checkpoint atomically (a temporary file renamed over path), so a crash mid-write
-// leaves the previous checkpoint intact.
+// Writes the checkpoint atomically (core/atomic_file.h: a temporary file, fsync, rename), so a
+// crash at any moment leaves the previous checkpoint or the new one, whole; the save also removes
+// the temporaries of saves to path that a crash interrupted. Each tensor's CRC-32 goes into the
+// header (core/safetensors.h).
 void save_checkpoint(const std::filesystem::path& path, const Module& model, const optim::Optimizer& optimizer,
                      const TrainingState& state);
 
 // Loads model and optimizer state in place and returns the rest. Everything is checked before
-// anything is changed: a truncated or corrupted file, a model tensor that is missing,
+// anything is changed: a truncated or corrupted file (every tensor's bytes against the CRC-32
+// saved with it; a file without checksums loads with state.verified false), a model tensor that is missing,
 // unexpected or of another shape or dtype, another optimizer type or parameter layout, or bad
 // metadata raise one dtrain::Error naming the file and every offending tensor or key, and
 // leave model and optimizer untouched.

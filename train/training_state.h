@@ -34,6 +34,10 @@ struct TrainingState {
   std::map<std::string, std::string> metadata = {};
   // The checkpoint this state was loaded from (empty when built in code); errors name it.
   std::filesystem::path source = {};
+  // Whether the checkpoint's data is checked against checksums saved with it: a dtrain file or
+  // sharded checkpoint is; a safetensors file written by another tool carries none, so it loads
+  // unverified. False when built in code.
+  bool verified = false;
 
   // The entry called name; raise a dtrain::Error naming the checkpoint and the names it has.
   const GeneratorState& generator(const std::string& name) const;

@@ -6,12 +6,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/crc32.h"
+
 namespace dtrain::dist {
 
 inline constexpr uint64_t kDefaultChecksumBlockBytes = uint64_t{1} << 20;  // 1 MiB
-
-// CRC-32 (zlib's, as in gzip and PNG) of length bytes.
-uint32_t crc32_of(const void* data, uint64_t length);
 
 // The CRC-32 of each block_bytes-long block of data (the last block may be shorter); none for
 // length 0.

@@ -3,9 +3,13 @@
 // the optimizer untouched.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -186,6 +190,53 @@ TEST_CASE("a truncated checkpoint is refused, naming the file, and nothing is lo
   Snapshot before(*other.model, other.optimizer);
   REQUIRE_THROWS_WITH(load_checkpoint(path, *other.model, other.optimizer), Contains(path.string()));
   require_same(before, Snapshot(*other.model, other.optimizer));
+}
+
+TEST_CASE("a checkpoint with one flipped data byte is refused, naming the tensor and its bytes, and nothing is loaded") {
+  ScratchDirectory directory;
+  Run saved(1, 2);
+  std::filesystem::path path = directory / "run.safetensors";
+  save_checkpoint(path, *saved.model, saved.optimizer, saved.state(2));
+  SafetensorsHeader header = read_safetensors_header(path);
+  REQUIRE(header.has_checksums);
+  for (const SafetensorsEntry& entry : header.entries) {
+    if (entry.name != "model.0.weight") continue;
+    const uint64_t begin = header.buffer_offset + entry.begin;
+    const uint64_t end = header.buffer_offset + entry.end;
+    {
+      std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+      file.seekg(static_cast<std::streamoff>(begin + 15));
+      char byte = 0;
+      file.read(&byte, 1);
+      byte = static_cast<char>(byte ^ 0x40);  // the top exponent bit of element 3: a huge change
+      file.seekp(static_cast<std::streamoff>(begin + 15));
+      file.write(&byte, 1);
+    }
+    Run other(2, 1);
+    Snapshot before(*other.model, other.optimizer);
+    REQUIRE_THROWS_WITH(load_checkpoint(path, *other.model, other.optimizer),
+                        Contains(path.string()) && Contains("tensor 'model.0.weight'") &&
+                            Contains("file bytes [" + std::to_string(begin) + ", " + std::to_string(end) + ")") &&
+                            Contains("CRC-32"));
+    require_same(before, Snapshot(*other.model, other.optimizer));
+  }
+}
+
+TEST_CASE("a checkpoint says whether its data was verified: dtrain's are, a file without checksums is not") {
+  ScratchDirectory directory;
+  Run saved(1, 2);
+  save_checkpoint(directory / "run.safetensors", *saved.model, saved.optimizer, saved.state(2));
+  Run loaded(2, 0);
+  CHECK(load_checkpoint(directory / "run.safetensors", *loaded.model, loaded.optimizer).verified);
+
+  // The same tensors and metadata written without checksums, as another tool would.
+  SafetensorsFile file = load_safetensors(directory / "run.safetensors");
+  save_safetensors(directory / "foreign.safetensors", file.tensors, file.metadata, {.checksums = false});
+  Run foreign(3, 0);
+  TrainingState state = load_checkpoint(directory / "foreign.safetensors", *foreign.model, foreign.optimizer);
+  CHECK_FALSE(state.verified);
+  CHECK(state.step == 2);
+  require_same(Snapshot(*saved.model, saved.optimizer), Snapshot(*foreign.model, foreign.optimizer));
 }
 
 TEST_CASE("bad or missing checkpoint metadata is refused, naming the file and the key") {

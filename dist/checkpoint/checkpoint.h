@@ -14,17 +14,22 @@
 //   dist::consolidate_checkpoint(dir, "model.safetensors");
 //
 // The directory:
-//   rank-00000-of-00004.safetensors ... rank-00003-of-00004.safetensors
-//       One per saving rank. Each fragment a rank held is a 1-D tensor under the whole tensor's
+//   rank-00000-of-00004.<save id>.safetensors ... rank-00003-of-00004.<save id>.safetensors
+//       One per saving rank, named after the save (so a save never overwrites the files of the
+//       checkpoint it replaces; checkpoints of format v1 named them "rank-00000-of-00004.safetensors"
+//       and still load). Each fragment a rank held is a 1-D tensor under the whole tensor's
 //       name ("model.fc.weight", "optimizer.state.fc.weight.exp_avg"; the scheme is in
 //       dist/tensor_fragment.h). __metadata__: format, save_id, step, rank, world_size,
 //       training_state (that rank's generators, loaders and user metadata as JSON) and
 //       fragments (JSON: name -> {shape, begin}), so a shard describes itself.
 //   index.json
-//       Written by rank 0 after every shard is on disk (atomically: a temporary file renamed),
-//       so a directory without it is an unfinished save and is refused. Fields:
-//         format          "dtrain.sharded_checkpoint.v1"
-//         save_id         16 hex digits, random per save; every shard's metadata repeats it
+//       Written by rank 0 after every shard is on disk (atomically: a temporary file, fsync,
+//       rename, fsync of the directory), so the index always names a complete save: before its
+//       rename the previous checkpoint's, after it the new one's. Then the files of the scheme
+//       that it does not name are removed (dist/checkpoint/sharded_save.h says what a crash at
+//       any instant leaves). Fields:
+//         format          "dtrain.sharded_checkpoint.v2" (v1: shard names without the save id)
+//         save_id         16 hex digits, random per save; every shard's metadata and name repeat it
 //         step            the training step (every rank's TrainingState::step)
 //         world_size      how many ranks saved
 //         checksum        {"algorithm": "crc32", "block_bytes": B}
@@ -43,4 +48,5 @@
 #include "dist/checkpoint/rank_agreement.h"
 #include "dist/checkpoint/sharded_checkpoint.h"
 #include "dist/checkpoint/sharded_save.h"
+#include "dist/checkpoint/stale_files.h"
 #include "dist/checkpoint/whole_state.h"

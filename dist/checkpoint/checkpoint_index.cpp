@@ -1,8 +1,5 @@
 #include "dist/checkpoint/checkpoint_index.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -11,7 +8,10 @@
 #include <initializer_list>
 #include <set>
 #include <sstream>
+#include <system_error>
+#include <utility>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/safetensors.h"
 #include "dist/checkpoint/block_checksum.h"
@@ -209,10 +209,18 @@ IndexedTensor tensor_from(const JsonReader& reader, const JsonValue& value, cons
 
 }  // namespace
 
-std::string shard_file_name(int rank, int world_size) {
+std::string shard_file_name(int rank, int world_size, const std::string& save_id) {
   char name[64];
-  std::snprintf(name, sizeof(name), "rank-%05d-of-%05d.safetensors", rank, world_size);
-  return name;
+  std::snprintf(name, sizeof(name), "rank-%05d-of-%05d", rank, world_size);
+  return std::string(name) + (save_id.empty() ? "" : "." + save_id) + ".safetensors";
+}
+
+bool is_valid_save_id(const std::string& save_id) {
+  if (save_id.size() != 16) return false;
+  for (char digit : save_id) {
+    if (!((digit >= '0' && digit <= '9') || (digit >= 'a' && digit <= 'f'))) return false;
+  }
+  return true;
 }
 
 DType dtype_from_safetensors_name(const std::string& name, const std::string& where) {
@@ -267,7 +275,7 @@ std::string encode_index(const CheckpointIndex& index) {
                                          {"fragments", std::move(fragments)}}));
   }
   JsonValue root = JsonValue::object(
-      {{"format", JsonValue::string(kShardedCheckpointFormat)},
+      {{"format", JsonValue::string(index.format)},
        {"save_id", JsonValue::string(index.save_id)},
        {"step", JsonValue::number(index.step)},
        {"world_size", JsonValue::number(index.world_size)},
@@ -290,12 +298,18 @@ CheckpointIndex decode_index(const std::string& text, const std::filesystem::pat
   reader.only_members(root, "",
                       {"format", "save_id", "step", "world_size", "checksum", "files", "tensors", "training_state"});
   const std::string& format = reader.string(reader.member(root, "", "format"), "format");
-  if (format != kShardedCheckpointFormat) {
-    reader.fail_at("format", "expected '" + std::string(kShardedCheckpointFormat) + "', got '" + format + "'");
+  if (format != kShardedCheckpointFormat && format != kShardedCheckpointFormatV1) {
+    reader.fail_at("format", "expected '" + std::string(kShardedCheckpointFormat) + "' (or the older '" +
+                                 kShardedCheckpointFormatV1 + "'), got '" + format + "'");
   }
+  const bool v1 = format == kShardedCheckpointFormatV1;
 
   CheckpointIndex index;
+  index.format = format;
   index.save_id = reader.string(reader.member(root, "", "save_id"), "save_id");
+  if (!v1 && !is_valid_save_id(index.save_id)) {
+    reader.fail_at("save_id", "expected 16 lowercase hex digits, got '" + index.save_id + "'");
+  }
   index.step = reader.integer(reader.member(root, "", "step"), "step", 0);
   index.world_size = static_cast<int>(reader.integer(reader.member(root, "", "world_size"), "world_size", 1));
   if (index.world_size > 10'000'000)
@@ -323,7 +337,7 @@ CheckpointIndex decode_index(const std::string& text, const std::filesystem::pat
     file.name = reader.string(reader.member(files[rank], key, "name"), key + ".name");
     int64_t file_rank = reader.integer(reader.member(files[rank], key, "rank"), key + ".rank", 0);
     // The canonical name only: an index can point at no file outside its directory.
-    const std::string expected = shard_file_name(static_cast<int>(rank), index.world_size);
+    const std::string expected = shard_file_name(static_cast<int>(rank), index.world_size, v1 ? "" : index.save_id);
     if (file_rank != static_cast<int64_t>(rank) || file.name != expected) {
       reader.fail_at(key, detail::concat("expected rank ", rank, "'s file '", expected, "', got rank ", file_rank,
                                          " and '", file.name, "'"));
@@ -371,7 +385,7 @@ ShardMetadata decode_shard_metadata(const std::map<std::string, std::string>& me
       fail(where, ": metadata '", key, "' is '", value(key), "', expected an integer");
     }
   };
-  if (value("format") != kShardedCheckpointFormat) {
+  if (value("format") != kShardedCheckpointFormat && value("format") != kShardedCheckpointFormatV1) {
     fail(where, ": metadata 'format' is '", value("format"), "', expected '", kShardedCheckpointFormat, "'");
   }
   ShardMetadata shard;
@@ -393,42 +407,10 @@ ShardMetadata decode_shard_metadata(const std::map<std::string, std::string>& me
 
 void write_index(const std::filesystem::path& dir, const CheckpointIndex& index) {
   const std::filesystem::path path = dir / kCheckpointIndexFileName;
-  const std::string where = "writing the sharded checkpoint index '" + path.string() + "'";
   const std::string text = encode_index(index);
-  const std::string temporary = path.string() + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(where, ": cannot create '", temporary, "': ", std::strerror(errno));
-  const char* bytes = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, bytes, left);
-    if (written < 0 && errno == EINTR) continue;
-    if (written < 0) {
-      int error = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      fail(where, ": write failed: ", std::strerror(error));
-    }
-    bytes += written;
-    left -= static_cast<size_t>(written);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int error = errno;
-    ::unlink(temporary.c_str());
-    fail(where, ": flushing '", temporary, "' failed: ", std::strerror(error));
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    ::unlink(temporary.c_str());
-    fail(where, ": renaming '", temporary, "' over it failed: ", std::strerror(error));
-  }
-  // The rename is durable once the directory is; a file system that refuses a directory fsync
-  // has the data safe already.
-  int directory = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (directory >= 0) {
-    ::fsync(directory);
-    ::close(directory);
-  }
+  AtomicFileWriter file(path, "writing the sharded checkpoint index '" + path.string() + "'");
+  file.write(text.data(), text.size());
+  file.commit();
 }
 
 CheckpointIndex read_index(const std::filesystem::path& dir) {

@@ -17,11 +17,19 @@
 
 namespace dtrain::dist {
 
-inline constexpr const char* kShardedCheckpointFormat = "dtrain.sharded_checkpoint.v1";
+// v2: each save's shard files carry its save id in their names, so a save never overwrites the
+// files of the checkpoint it replaces. v1 (read, no longer written): one name per rank and world
+// size, "rank-00003-of-00004.safetensors".
+inline constexpr const char* kShardedCheckpointFormat = "dtrain.sharded_checkpoint.v2";
+inline constexpr const char* kShardedCheckpointFormatV1 = "dtrain.sharded_checkpoint.v1";
 inline constexpr const char* kCheckpointIndexFileName = "index.json";
 
-// "rank-00003-of-00004.safetensors": rank 3's shard of a save by 4 ranks.
-std::string shard_file_name(int rank, int world_size);
+// "rank-00003-of-00004.0123456789abcdef.safetensors": rank 3's shard of the save with that id by
+// 4 ranks. Without a save id, the v1 name "rank-00003-of-00004.safetensors".
+std::string shard_file_name(int rank, int world_size, const std::string& save_id = "");
+
+// Whether save_id is what a save makes: 16 lowercase hex digits (it becomes part of file names).
+bool is_valid_save_id(const std::string& save_id);
 
 // One rank's run [begin, end) of a tensor's elements (row-major), stored in that rank's file as
 // a 1-D tensor under the tensor's name.
@@ -44,11 +52,12 @@ struct IndexedFile {
 };
 
 struct CheckpointIndex {
+  std::string format = kShardedCheckpointFormat;  // as read; a save writes the current one
   std::string save_id;  // random, shared by the index and every shard file of one save
   int64_t step = 0;     // the training step (TrainingState::step) of every rank
   int world_size = 1;
   uint64_t checksum_block_bytes = 0;
-  std::vector<IndexedFile> files;  // by rank
+  std::vector<IndexedFile> files;  // by rank: shard_file_name(rank, world_size, save_id) (v1: without the id)
   std::map<std::string, IndexedTensor> tensors;
   train::TrainingState training_state;  // rank 0's; its step is `step`
 };
@@ -75,8 +84,10 @@ ShardMetadata decode_shard_metadata(const std::map<std::string, std::string>& me
 std::string encode_index(const CheckpointIndex& index);
 CheckpointIndex decode_index(const std::string& text, const std::filesystem::path& path);
 
-// dir/index.json, written atomically (a temporary file, fsync, rename); read back with a clear
-// error when it does not exist (an unfinished save, or not a sharded checkpoint).
+// dir/index.json, written atomically (core/atomic_file.h: a temporary file, fsync, rename, fsync
+// of the directory): the instant of the rename is the instant the new checkpoint replaces the
+// old one. Read back with a clear error when it does not exist (not a sharded checkpoint, or the
+// first save into the directory did not finish).
 void write_index(const std::filesystem::path& dir, const CheckpointIndex& index);
 CheckpointIndex read_index(const std::filesystem::path& dir);
 

@@ -132,6 +132,7 @@ ShardedCheckpoint ShardedCheckpoint::open(const std::filesystem::path& dir, Proc
       const CheckedShard& own = checkpoint.shard(group->rank(), "reading this rank's training state");
       checkpoint.training_state_ = own.metadata.training_state;
     }
+    checkpoint.training_state_.verified = true;  // every read is checked against the block checksums
   };
   if (group == nullptr) {
     body();

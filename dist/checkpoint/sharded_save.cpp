@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <map>
 #include <random>
 #include <string>
@@ -16,6 +17,7 @@
 #include "core/safetensors.h"
 #include "dist/checkpoint/checkpoint_index.h"
 #include "dist/checkpoint/rank_agreement.h"
+#include "dist/checkpoint/stale_files.h"
 
 namespace dtrain::dist {
 
@@ -101,7 +103,7 @@ CheckpointIndex plan_index(const std::vector<std::string>& layouts, uint64_t blo
       fail("rank ", rank, " saves step ", step, " but rank 0 saves step ", index.step,
            " (every rank must pass the same TrainingState::step)");
     }
-    index.files.push_back({shard_file_name(rank, index.world_size), 0});
+    index.files.push_back({shard_file_name(rank, index.world_size, index.save_id), 0});
     for (const JsonValue& entry : layout.find("fragments")->as_array()) {
       const std::string& name = entry.find("name")->as_string();
       IndexedTensor described;
@@ -177,8 +179,6 @@ void save_sharded_checkpoint(const std::filesystem::path& dir, const std::vector
                              const ShardedSaveOptions& options) {
   const std::string what = "save_sharded_checkpoint('" + dir.string() + "')";
   const int rank = group ? group->rank() : 0;
-  const int world_size = group ? group->size() : 1;
-  const std::filesystem::path shard_path = dir / shard_file_name(rank, world_size);
 
   // 1. Each rank checks its fragments and readies the directory.
   std::vector<PreparedFragment> prepared;
@@ -209,27 +209,19 @@ void save_sharded_checkpoint(const std::filesystem::path& dir, const std::vector
     fail(what, ": ", error_text(raised));
   }
 
-  // 3. The save will go ahead: without the previous index (if any) the directory reads as an
-  //    unfinished save until the new one lands, never as a mix of two saves. The agreement that
-  //    follows keeps every rank from writing before it is gone.
-  if (rank == 0) {
-    std::error_code failure;
-    if (!std::filesystem::remove(dir / kCheckpointIndexFileName, failure) && failure) {
-      error = "cannot remove the previous index '" + (dir / kCheckpointIndexFileName).string() + "': " + failure.message();
-    }
-  }
-  raise_if_any_rank_failed(group, what, error);
-
-  // 4. Each rank writes its shard file.
-  error.clear();
+  // 3. Each rank writes its shard file under this save's own name (durably: fsync, rename, fsync
+  //    of the directory). No file of the checkpoint in dir so far is touched: it stays loadable.
   int64_t shard_bytes = 0;
   try {
+    const std::filesystem::path shard_path = dir / index.files[static_cast<size_t>(rank)].name;
     std::map<std::string, Tensor> tensors;
     for (const PreparedFragment& entry : prepared) {
       if (entry.host.numel() > 0) tensors.emplace(entry.fragment->name, entry.host);
     }
-    ShardMetadata shard{index.save_id, index.step, rank, world_size, state};
-    save_safetensors(shard_path, tensors, encode_shard_metadata(shard, fragments_json(prepared)));
+    ShardMetadata shard{index.save_id, index.step, rank, index.world_size, state};
+    // The index's block checksums cover these bytes; whole-tensor ones would be read by no one.
+    save_safetensors(shard_path, tensors, encode_shard_metadata(shard, fragments_json(prepared)),
+                     {.checksums = false});
     shard_bytes = static_cast<int64_t>(std::filesystem::file_size(shard_path));
   } catch (const std::exception& raised) {
     error = error_text(raised);
@@ -237,16 +229,24 @@ void save_sharded_checkpoint(const std::filesystem::path& dir, const std::vector
   raise_if_any_rank_failed(group, what, error);
   std::vector<int64_t> sizes = all_gather_int64(group, shard_bytes);
 
-  // 5. Every shard is on disk: rank 0 writes the index, and no rank returns before it has.
-  error.clear();
+  // 4. Every shard is on disk: rank 0 renames the new index over the old one — the instant the
+  //    new checkpoint replaces the old — and only then removes the old checkpoint's files and
+  //    what crashed saves left behind. No rank returns before.
   if (rank == 0) {
     try {
-      for (int r = 0; r < world_size; ++r)
+      for (int r = 0; r < index.world_size; ++r)
         index.files[static_cast<size_t>(r)].bytes = static_cast<uint64_t>(sizes[static_cast<size_t>(r)]);
       index.training_state = state;
       write_index(dir, index);
     } catch (const std::exception& raised) {
       error = error_text(raised);
+    }
+    if (error.empty()) {
+      try {
+        remove_stale_checkpoint_files(dir, index);
+      } catch (const std::exception& raised) {
+        error = detail::concat("step ", index.step, " is saved, but ", error_text(raised));
+      }
     }
   }
   raise_if_any_rank_failed(group, what, error);

@@ -4,8 +4,12 @@
 // can see the problem — naming the file and the tensor, and changes nothing.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,7 +52,8 @@ std::string failed_on_last_rank() {
   return world().size() == 1 ? std::string() : " failed on rank " + std::to_string(world().size() - 1) + ": ";
 }
 
-std::string last_shard() { return shard_file_name(world().size() - 1, world().size()); }
+// The last rank's shard file of the checkpoint in dir, as its index names it.
+std::string last_shard(const std::filesystem::path& dir) { return read_index(dir).files.back().name; }
 
 // A fresh model and optimizer, a load that must fail with every one of `parts` in its message,
 // and the model left as it was.
@@ -89,16 +94,18 @@ TEST_CASE("A sharded checkpoint without its index is refused on every rank", "[s
 TEST_CASE("A missing shard file is refused on every rank, naming it and the tensor", "[sharded_checkpoint][errors]") {
   SharedDirectory dir;
   save_trained(dir.path());
-  on_rank_0([&] { std::filesystem::remove(dir / last_shard()); });
+  const std::string shard = last_shard(dir.path());
+  on_rank_0([&] { std::filesystem::remove(dir / shard); });
   // Found when a rank first needs the file: its own shard at open (at the saved world size), or a
   // tensor in it.
-  check_load_fails(dir.path(), {last_shard(), "does not exist", world().size() == 1 ? "reading tensor '" : "reading "});
+  check_load_fails(dir.path(), {shard, "does not exist", world().size() == 1 ? "reading tensor '" : "reading "});
 }
 
 TEST_CASE("A shard file only one rank reads is missing: every rank raises, naming it", "[sharded_checkpoint][errors]") {
   SharedDirectory dir;
   Saved saved = save_trained(dir.path());
-  on_rank_0([&] { std::filesystem::remove(dir / last_shard()); });
+  const std::string shard = last_shard(dir.path());
+  on_rank_0([&] { std::filesystem::remove(dir / shard); });
   // As ZeRO reads: each rank its own run of each tensor — at this world size, its own file only.
   ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir.path());
   const int rank = world().rank();
@@ -111,7 +118,7 @@ TEST_CASE("A shard file only one rank reads is missing: every rank raises, namin
                                         mine.push_back(checkpoint.read(name, numel * rank / n, numel * (rank + 1) / n));
                                       }
                                     }),
-                    Contains("loading my shard") && Contains(failed_on_last_rank()) && Contains(last_shard()) &&
+                    Contains("loading my shard") && Contains(failed_on_last_rank()) && Contains(shard) &&
                         Contains("does not exist") && Contains("reading tensor '"));
   // The ranks still communicate in step afterwards.
   CHECK(all_gather_int64(&world(), rank).size() == static_cast<size_t>(n));
@@ -120,19 +127,21 @@ TEST_CASE("A shard file only one rank reads is missing: every rank raises, namin
 TEST_CASE("A truncated shard file is refused on every rank", "[sharded_checkpoint][errors]") {
   SharedDirectory dir;
   save_trained(dir.path());
+  const std::string shard = last_shard(dir.path());
   on_rank_0([&] {
-    const auto file = dir / last_shard();
+    const auto file = dir / shard;
     std::filesystem::resize_file(file, std::filesystem::file_size(file) - 10);
   });
-  check_load_fails(dir.path(), {last_shard(), "truncated", world().size() == 1 ? "reading tensor '" : "reading "});
+  check_load_fails(dir.path(), {shard, "truncated", world().size() == 1 ? "reading tensor '" : "reading "});
 }
 
 TEST_CASE("A shard file with a flipped byte fails its checksum, naming the elements", "[sharded_checkpoint][errors]") {
   SharedDirectory dir;
   save_trained(dir.path());
+  const std::string shard = last_shard(dir.path());
   on_rank_0([&] {
     // The last byte of the file is the last byte of its last tensor's data.
-    std::fstream file(dir / last_shard(), std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream file(dir / shard, std::ios::in | std::ios::out | std::ios::binary);
     file.seekg(-1, std::ios::end);
     char byte = 0;
     file.read(&byte, 1);
@@ -140,31 +149,29 @@ TEST_CASE("A shard file with a flipped byte fails its checksum, naming the eleme
     file.seekp(-1, std::ios::end);
     file.write(&byte, 1);
   });
-  check_load_fails(dir.path(),
-                   {last_shard(), "do not match their saved CRC-32", "the file is corrupted", "of tensor '"});
+  check_load_fails(dir.path(), {shard, "do not match their saved CRC-32", "the file is corrupted", "of tensor '"});
 }
 
 TEST_CASE("A shard file of another save or step is refused", "[sharded_checkpoint][errors]") {
   SharedDirectory dir;
   save_trained(dir / "step-2", 2);
   save_trained(dir / "step-5", 5);
+  // Another save's shard under the name this index gives its last rank's file.
+  const std::string step_2_shard = last_shard(dir / "step-2");
+  const std::string step_5_shard = last_shard(dir / "step-5");
   on_rank_0([&] {
-    std::filesystem::copy_file(dir / "step-5" / last_shard(), dir / "step-2" / last_shard(),
+    std::filesystem::copy_file(dir / "step-5" / step_5_shard, dir / "step-2" / step_2_shard,
                                std::filesystem::copy_options::overwrite_existing);
   });
-  check_load_fails(dir / "step-2", {last_shard(), "belongs to another save", "holds step 5", "is of step 2"});
+  check_load_fails(dir / "step-2", {step_2_shard, "belongs to another save", "holds step 5", "is of step 2"});
   // The same step saved twice: the save ids differ.
-  save_trained(dir / "again", 2);
-  on_rank_0([&] {
-    std::filesystem::copy_file(dir / "again" / last_shard(), dir / "step-5" / last_shard(),
-                               std::filesystem::copy_options::overwrite_existing);
-  });
   save_trained(dir / "twice", 5);
+  const std::string twice_shard = last_shard(dir / "twice");
   on_rank_0([&] {
-    std::filesystem::copy_file(dir / "twice" / last_shard(), dir / "step-5" / last_shard(),
+    std::filesystem::copy_file(dir / "twice" / twice_shard, dir / "step-5" / step_5_shard,
                                std::filesystem::copy_options::overwrite_existing);
   });
-  check_load_fails(dir / "step-5", {last_shard(), "belongs to another save", "save id"});
+  check_load_fails(dir / "step-5", {step_5_shard, "belongs to another save", "save id"});
 }
 
 TEST_CASE("A damaged index is refused on every rank, naming it", "[sharded_checkpoint][errors]") {

@@ -4,8 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/dist/test_sharded_checkpoint_support.h"
@@ -166,7 +169,7 @@ TEST_CASE("A sharded checkpoint saved and opened without a process group is one 
       files.push_back(entry.path().filename().string());
     std::sort(files.begin(), files.end());
     // Nothing else: no temporary file was left behind.
-    CHECK(files == std::vector<std::string>{"index.json", "rank-00000-of-00001.safetensors"});
+    CHECK(files == std::vector<std::string>{"index.json", "rank-00000-of-00001." + checkpoint.save_id() + ".safetensors"});
   }
 }
 
@@ -180,16 +183,18 @@ TEST_CASE("A read opens only the shard files that hold the range", "[sharded_che
       {"t", Shape{numel}, 10 * world().rank(), whole.narrow(0, 10 * world().rank(), 10)}};
   save_sharded_checkpoint(dir.path(), fragments, {.step = 3}, &world());
   ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir.path(), &world());
-  CHECK(checkpoint.files_for("t", 0, 10) == std::vector<std::filesystem::path>{dir / shard_file_name(0, n)});
+  const std::string last_shard = shard_file_name(n - 1, n, checkpoint.save_id());
+  CHECK(checkpoint.files_for("t", 0, 10) ==
+        std::vector<std::filesystem::path>{dir / shard_file_name(0, n, checkpoint.save_id())});
   CHECK(checkpoint.files_for("t", 5, 10 * n - 1).size() == static_cast<size_t>(n));
   world().barrier()->wait();
   // Without the last rank's file, everything the other files hold still reads.
-  if (world().rank() == 0) std::filesystem::remove(dir / shard_file_name(n - 1, n));
+  if (world().rank() == 0) std::filesystem::remove(dir / last_shard);
   world().barrier()->wait();
   ShardedCheckpoint reopened = ShardedCheckpoint::open(dir.path());  // no group: opens no shard itself
   if (n > 1) CHECK(same_bytes(reopened.read("t", 0, 10 * (n - 1)), whole.narrow(0, 0, 10 * (n - 1))));
   CHECK_THROWS_WITH(reopened.read("t", 10 * n - 1, 10 * n),
-                    Catch::Matchers::Contains(shard_file_name(n - 1, n)) &&
+                    Catch::Matchers::Contains(last_shard) &&
                         Catch::Matchers::Contains("does not exist") &&
                         Catch::Matchers::Contains("reading tensor 't' elements [" + std::to_string(10 * n - 1)));
 }

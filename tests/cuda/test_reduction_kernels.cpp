@@ -3,6 +3,12 @@
 // path). Tolerances: tests/cuda/cuda_test_support.h.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "core/backend.h"
 #include "tests/cuda/cuda_test_support.h"
 
@@ -150,6 +156,66 @@ TEST_CASE("cuda kernels: softmax and log_softmax forward and backward match the 
           }
         }
       }
+    }
+  }
+}
+
+namespace {
+
+// The bytes of a tensor (any device) as the host sees them.
+std::vector<unsigned char> bytes_of(const Tensor& tensor) {
+  const Tensor host = tensor.to(Device::cpu()).contiguous();
+  const auto* data = static_cast<const unsigned char*>(host.data());
+  return std::vector<unsigned char>(data, data + host.numel() * static_cast<int64_t>(host.element_size()));
+}
+
+Tensor gpu_reduce(ReductionKind kind, const Tensor& gpu_input, const std::vector<int64_t>& dims) {
+  Shape kept = gpu_input.shape();
+  for (int64_t d : dims) kept[d] = 1;
+  const bool integer_sum = !is_floating(gpu_input.dtype());
+  Tensor out = empty(kept, {.dtype = integer_sum ? kInt64 : gpu_input.dtype(), .device = gpu()});
+  gpu_table().reduce(kind, gpu_input, dims, out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cuda kernels: reductions of every shape class (rows, columns, middle, all) match the CPU and repeat bit for bit") {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> dims;
+  };
+  const std::vector<Case> cases{
+      {{8192, 768}, {0}},  {{8192, 768}, {1}},   {{8192, 768}, {0, 1}}, {{8192, 3072}, {0}}, {{6, 1000, 100}, {1}},
+      {{6, 1000, 100}, {0, 2}}, {{3, 200000}, {1}}, {{200000, 3}, {0}},  {{5, 7}, {0}},        {{5, 7}, {1}},
+  };
+  for (DType dtype : {kFloat32, kBFloat16, kFloat64, kInt32}) {
+    for (const Case& c : cases) {
+      const Tensor input = is_floating(dtype) ? wavy(c.shape, dtype, 3.0) : integers(c.shape, -1000, 1000, dtype);
+      const Tensor on_gpu = input.to(gpu());
+      std::string what = std::string(dtype_name(dtype)) + " shape " + c.shape.str();
+      check_reduce(ReductionKind::Sum, input, on_gpu, c.dims, what);
+      if (is_floating(dtype)) check_reduce(ReductionKind::Max, input, on_gpu, c.dims, what);
+      const Tensor first = gpu_reduce(ReductionKind::Sum, on_gpu, c.dims);
+      const Tensor second = gpu_reduce(ReductionKind::Sum, on_gpu, c.dims);
+      INFO("sum of " << what << " twice");
+      REQUIRE(bytes_of(first) == bytes_of(second));
+    }
+  }
+}
+
+TEST_CASE("cuda kernels: a sum's bits do not depend on the input's alignment (16-byte loads or single ones)") {
+  // The same values at an address 16-byte aligned and at one element past it: the second takes the
+  // kernels' element-by-element loads, the first their vector loads. The order of the additions is
+  // the plan's either way, so the bits agree.
+  for (DType dtype : {kFloat32, kBFloat16}) {
+    for (const auto& [shape, dim] : {std::pair<Shape, int64_t>{{8192, 768}, 0}, {{8192, 768}, 1}, {{1000, 3072}, 0}}) {
+      const Tensor values = wavy(shape, dtype, 5.0).to(gpu());
+      Tensor buffer = empty({shape.numel() + 1}, {.dtype = dtype, .device = gpu()});
+      Tensor shifted = buffer.slice(0, 1, shape.numel() + 1).view(shape);
+      shifted.copy_(values);
+      INFO(dtype_name(dtype) << " " << shape << " over dim " << dim);
+      REQUIRE(bytes_of(gpu_reduce(ReductionKind::Sum, values, {dim})) == bytes_of(gpu_reduce(ReductionKind::Sum, shifted, {dim})));
     }
   }
 }

@@ -187,6 +187,16 @@ class Backend {
   // activation into the GEMM's epilogue (cuBLASLt) where the shapes allow.
   virtual void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation,
                       Tensor& out, Tensor& pre_activation) = 0;
+  // The gradients of linear from grad_out [M, N]: grad_pre = grad_out, or with GeluTanh the GELU's
+  // gradient at pre_activation (as linear saved it) times grad_out; then grad_rows [M, K] =
+  // grad_pre @ weight, grad_weight [N, K] = grad_pre^T @ rows and grad_bias [N] = the column sums of
+  // grad_pre, each written where defined (contiguous; grad_out and pre_activation contiguous, rows
+  // and weight any strides). The CPU runs those kernels in that order (linear_backward_from_kernels,
+  // the results linear's node always had); CUDA sums grad_bias inside the weight-gradient GEMM
+  // (cuBLASLt's BGRADB epilogue) where cuBLASLt takes the case.
+  virtual void linear_backward(const Tensor& grad_out, const Tensor& rows, const Tensor& weight,
+                               const Tensor& pre_activation, LinearActivation activation, Tensor& grad_rows,
+                               Tensor& grad_weight, Tensor& grad_bias) = 0;
   // out [N, O, OH, OW] = the cross-correlation of x [N, C, H, W] with weight [O, C, k, k] (no
   // bias); all contiguous, one floating dtype. These two return false, having done nothing, when
   // the device has no kernel for the case (no cuDNN, or cuDNN declines it): the caller then runs
@@ -205,6 +215,11 @@ void check_matmul_contract(const Tensor& a, const Tensor& b, const Tensor& out);
 // linear, and CUDA's where cuBLASLt declines, so both round alike.
 void linear_from_kernels(Backend& kernels, const Tensor& rows, const Tensor& weight, const Tensor& bias,
                          LinearActivation activation, Tensor& out, Tensor& pre_activation);
+// Backend::linear_backward composed from a table's own binary, matmul and reduce kernels
+// (core/linear_backward_kernels.cpp): the CPU's, and CUDA's where cuBLASLt declines.
+void linear_backward_from_kernels(Backend& kernels, const Tensor& grad_out, const Tensor& rows, const Tensor& weight,
+                                  const Tensor& pre_activation, LinearActivation activation, Tensor& grad_rows,
+                                  Tensor& grad_weight, Tensor& grad_bias);
 
 void register_backend(DeviceType type, Backend* backend);
 // The kernel table for device; raises naming the device when no backend is built for it.

@@ -2,6 +2,7 @@
 // Linear: y = x W^T + b over the last dimension of x, any leading dimensions.
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "core/ops/unary.h"
 #include "layers/module.h"
@@ -20,8 +21,11 @@ Tensor linear_gelu(const Tensor& input, const Tensor& weight, const Tensor& bias
 
 class Linear : public Module {
  public:
-  // Weight and bias from U(-1/sqrt(in), 1/sqrt(in)), as PyTorch.
-  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  // Weight and bias from U(-1/sqrt(in), 1/sqrt(in)), as PyTorch. With gelu, the module's output is
+  // that GELU of the linear map, computed by linear_gelu (one node; fused on CUDA): an MLP's first
+  // layer, so its module hooks (ZeRO stage 3 gathers around them) still see its own parameters.
+  Linear(int64_t in_features, int64_t out_features, bool bias = true,
+         std::optional<GeluApproximation> gelu = std::nullopt);
   // A Linear without a bias whose weight ([out, in]) is another module's: a language model's
   // output layer tied to its token embedding, as
   //   output_ = register_module("output", Linear::tied(token_embedding_->weight()));
@@ -34,6 +38,7 @@ class Linear : public Module {
   const Tensor& bias() const { return bias_; }      // [out]; undefined when built without bias
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
+  const std::optional<GeluApproximation>& gelu() const { return gelu_; }
 
  protected:
   Tensor forward(const Tensor& input) override;
@@ -43,6 +48,7 @@ class Linear : public Module {
 
   int64_t in_features_;
   int64_t out_features_;
+  std::optional<GeluApproximation> gelu_;  // applied to the output when set
   Tensor weight_;
   Tensor bias_;
 };

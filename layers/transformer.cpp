@@ -7,12 +7,14 @@ namespace dtrain {
 
 MLP::MLP(int64_t d_model, int64_t hidden, GeluApproximation gelu, double dropout, bool bias)
     : Module("MLP"), gelu_(gelu), dropout_(dropout) {
-  fc_ = register_module("fc", std::make_shared<Linear>(d_model, hidden, bias));
+  // fc applies the GELU itself (linear_gelu: one node, and on CUDA one GEMM whose epilogue adds the
+  // bias, applies the GELU and keeps its input for the backward).
+  fc_ = register_module("fc", std::make_shared<Linear>(d_model, hidden, bias, gelu));
   proj_ = register_module("proj", std::make_shared<Linear>(hidden, d_model, bias));
 }
 
 Tensor MLP::forward(const Tensor& x) {
-  return dropout((*proj_)(gelu((*fc_)(x), gelu_)), dropout_, is_training());
+  return dropout((*proj_)((*fc_)(x)), dropout_, is_training());
 }
 
 TransformerBlock::TransformerBlock(const TransformerConfig& config) : Module("TransformerBlock") {

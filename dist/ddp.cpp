@@ -47,6 +47,9 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
   for (const NamedTensor& parameter : parameters) checked.push_back(parameter);
   for (const auto& [name, buffer] : buffers) checked.emplace_back("buffer " + name, buffer);
   check_same_tensors_on_all_ranks(*group_, checked, kWho);
+  RunSettings settings = model_settings(*module_);
+  settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
+  check_same_settings_on_all_ranks(*group_, settings, kWho);
 
   std::vector<Tensor> to_broadcast;
   for (const NamedTensor& parameter : parameters) to_broadcast.push_back(parameter.second);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "dist/comm_hooks.h"
+#include "dist/model_consistency.h"
 #include "dist/process_group.h"
 #include "dist/reducer.h"
 #include "layers/module.h"
@@ -43,6 +44,10 @@ struct DistributedDataParallelOptions {
   bool broadcast_buffers = true;
   // The ranks that share the model; the world when null.
   std::shared_ptr<ProcessGroup> process_group = nullptr;
+  // The run's settings that every rank must share (optimizer and its hyperparameters, batch,
+  // ...: the examples pass their flags). Checked at construction with the model's own settings
+  // (dist/model_consistency.h); a difference raises on every rank, naming it.
+  RunSettings settings = {};
 };
 
 class DistributedDataParallel;

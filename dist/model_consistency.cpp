@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/ops/factory.h"
@@ -65,27 +68,56 @@ std::string describe_tensor(const NamedTensor& tensor) {
   return stream.str();
 }
 
-void check_same_tensors_on_all_ranks(ProcessGroup& group, const std::vector<NamedTensor>& tensors, const char* who) {
-  if (group.size() == 1) return;
-  std::string description;
-  for (const NamedTensor& tensor : tensors) description += describe_tensor(tensor) + "\n";
-  std::vector<int64_t> fingerprint = {static_cast<int64_t>(fnv1a(description)), static_cast<int64_t>(tensors.size())};
+namespace {
+
+// Whether every rank passed the same lines: one all-gather of a hash and a count. When they do
+// not, every rank gets every rank's lines (all ranks reach that point together, having seen the
+// same fingerprints), to build the same message.
+std::optional<std::vector<std::vector<std::string>>> lines_unless_all_agree(ProcessGroup& group,
+                                                                             const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  std::vector<int64_t> fingerprint = {static_cast<int64_t>(fnv1a(text)), static_cast<int64_t>(lines.size())};
   std::vector<int64_t> fingerprints = all_gather_int64(group, fingerprint).to_vector<int64_t>();
   bool all_agree = true;
   for (int rank = 1; rank < group.size(); ++rank) {
     all_agree = all_agree && fingerprints[2 * rank] == fingerprints[0] && fingerprints[2 * rank + 1] == fingerprints[1];
   }
-  if (all_agree) return;
+  if (all_agree) return std::nullopt;
+  std::vector<std::vector<std::string>> all;
+  for (const std::string& rank_text : all_gather_text(group, text)) all.push_back(split_lines(rank_text));
+  return all;
+}
 
-  // Every rank reaches this point (they all saw the same fingerprints) and builds the same
-  // message from the same gathered descriptions.
-  std::vector<std::string> texts = all_gather_text(group, description);
-  std::vector<std::string> reference = split_lines(texts[0]);
+// The first position where two lists differ (the shorter one's length when one extends the other).
+size_t first_difference(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  size_t index = 0;
+  while (index < a.size() && index < b.size() && a[index] == b[index]) ++index;
+  return index;
+}
+
+// Settings travel as "name=value" lines: a newline inside either would split one.
+std::string setting_line(const std::string& name, const std::string& value) {
+  std::string line = name + "=" + value;
+  for (char& character : line) {
+    if (character == '\n' || character == '\r') character = ' ';
+  }
+  return line;
+}
+
+}  // namespace
+
+void check_same_tensors_on_all_ranks(ProcessGroup& group, const std::vector<NamedTensor>& tensors, const char* who) {
+  if (group.size() == 1) return;
+  std::vector<std::string> lines;
+  for (const NamedTensor& tensor : tensors) lines.push_back(describe_tensor(tensor));
+  auto all = lines_unless_all_agree(group, lines);
+  if (!all) return;
+  const std::vector<std::string>& reference = (*all)[0];
   for (int rank = 1; rank < group.size(); ++rank) {
-    std::vector<std::string> other = split_lines(texts[static_cast<size_t>(rank)]);
+    const std::vector<std::string>& other = (*all)[static_cast<size_t>(rank)];
     if (other == reference) continue;
-    size_t index = 0;
-    while (index < reference.size() && index < other.size() && reference[index] == other[index]) ++index;
+    size_t index = first_difference(reference, other);
     auto entry = [](const std::vector<std::string>& list, size_t position) {
       return position < list.size() ? list[position] : std::string("nothing (its model has only ") +
                                                            std::to_string(list.size()) + " tensors)";
@@ -96,6 +128,39 @@ void check_same_tensors_on_all_ranks(ProcessGroup& group, const std::vector<Name
   }
   // Equal descriptions with different fingerprints cannot happen; say so rather than pass.
   fail(who, ": the ranks' model fingerprints differ although their descriptions agree");
+}
+
+RunSettings model_settings(Module& model) {
+  RunSettings settings;
+  for (const auto& [path, module] : model.named_modules()) {
+    settings.emplace_back(path.empty() ? "(model)" : path, module->type_name());
+    for (const auto& [name, value] : module->describe()) {
+      settings.emplace_back(path.empty() ? name : path + "." + name, value);
+    }
+  }
+  return settings;
+}
+
+void check_same_settings_on_all_ranks(ProcessGroup& group, const RunSettings& settings, const char* who) {
+  if (group.size() == 1) return;
+  std::vector<std::string> lines;
+  for (const auto& [name, value] : settings) lines.push_back(setting_line(name, value));
+  auto all = lines_unless_all_agree(group, lines);
+  if (!all) return;
+  const std::vector<std::string>& reference = (*all)[0];
+  for (int rank = 1; rank < group.size(); ++rank) {
+    const std::vector<std::string>& other = (*all)[static_cast<size_t>(rank)];
+    if (other == reference) continue;
+    size_t index = first_difference(reference, other);
+    auto entry = [](const std::vector<std::string>& list, size_t position) {
+      return position < list.size() ? list[position]
+                                     : "no setting #" + std::to_string(position) + " (it has " +
+                                           std::to_string(list.size()) + ")";
+    };
+    fail(who, ": every rank must run with the same model and training settings, but rank ", rank, " has ",
+         entry(other, index), ", rank 0 ", entry(reference, index), " (setting #", index, ")");
+  }
+  fail(who, ": the ranks' settings fingerprints differ although their settings agree");
 }
 
 }  // namespace dtrain::dist

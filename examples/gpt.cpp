@@ -271,7 +271,23 @@ void run_training(const Config& config) {
 
   auto model = std::make_shared<Gpt>(config.model);
   const int64_t parameter_count = model->parameter_count();
-  ParallelTraining training(model, config.optimizer, config.parallel);  // DDP or ZeRO
+  dist::RunSettings settings{{"data", config.data},
+                             {"context", std::to_string(config.model.context)},
+                             {"d_model", std::to_string(config.model.d_model)},
+                             {"layers", std::to_string(config.model.layers)},
+                             {"heads", std::to_string(config.model.heads)},
+                             {"mlp_ratio", std::to_string(config.model.mlp_ratio)},
+                             {"dropout", setting_text(config.model.dropout)},
+                             {"batch", std::to_string(config.batch)},
+                             {"steps", std::to_string(config.steps)},
+                             {"warmup", std::to_string(config.warmup)},
+                             {"grad_clip", setting_text(config.grad_clip)},
+                             {"eval_every", std::to_string(config.eval_every)},
+                             {"eval_batches", std::to_string(config.eval_batches)},
+                             {"sample_bytes", std::to_string(config.sample_bytes)}};
+  dist::RunSettings run_settings = config.run.settings();
+  settings.insert(settings.end(), run_settings.begin(), run_settings.end());
+  ParallelTraining training(model, config.optimizer, config.parallel, std::move(settings));  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   optim::LrSchedule schedule = optim::warmup_cosine_lr({.max_lr = config.optimizer.lr,

@@ -141,7 +141,13 @@ void run_training(const Config& config) {
 
   std::shared_ptr<Sequential> model = make_mlp(parse_widths(config.hidden), config.dropout);
   const int64_t parameter_count = model->parameter_count();
-  ParallelTraining training(model, config.optimizer, config.parallel);  // DDP or ZeRO
+  dist::RunSettings settings{{"data", config.data},     {"hidden", config.hidden},
+                             {"dropout", setting_text(config.dropout)},
+                             {"batch", std::to_string(config.batch)}, {"epochs", std::to_string(config.epochs)},
+                             {"steps", std::to_string(config.steps)}};
+  dist::RunSettings run_settings = config.run.settings();
+  settings.insert(settings.end(), run_settings.begin(), run_settings.end());
+  ParallelTraining training(model, config.optimizer, config.parallel, std::move(settings));  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   const int64_t total_steps = config.steps > 0 ? config.steps : config.epochs * loader.batches_per_epoch();

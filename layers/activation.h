@@ -18,6 +18,9 @@ class GELU : public Module {
   // None: x * Phi(x) with erf (PyTorch's default); Tanh: the approximation GPT-2 uses.
   explicit GELU(GeluApproximation approximation = GeluApproximation::None) : Module("GELU"), approximation_(approximation) {}
   GeluApproximation approximation() const { return approximation_; }
+  ModuleSettings describe() const override {
+    return {{"approximation", approximation_ == GeluApproximation::Tanh ? "tanh" : "none"}};
+  }
 
  protected:
   Tensor forward(const Tensor& x) override;

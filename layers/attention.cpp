@@ -88,6 +88,13 @@ CausalSelfAttention::CausalSelfAttention(const AttentionConfig& config) : Module
   proj_ = register_module("proj", std::make_shared<Linear>(config.d_model, config.d_model, config.bias));
 }
 
+ModuleSettings CausalSelfAttention::describe() const {
+  return {{"d_model", setting_text(config_.d_model)},
+          {"heads", setting_text(config_.heads)},
+          {"dropout", setting_text(config_.dropout)},
+          {"bias", setting_text(config_.bias)}};
+}
+
 Tensor CausalSelfAttention::forward(const Tensor& x) {
   check_defined(x, "CausalSelfAttention", "x");
   if (x.dim() != 3 || x.size(2) != config_.d_model) {

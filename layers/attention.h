@@ -39,6 +39,7 @@ class CausalSelfAttention : public Module {
   explicit CausalSelfAttention(const AttentionConfig& config);
 
   const AttentionConfig& config() const { return config_; }
+  ModuleSettings describe() const override;
   const std::shared_ptr<Linear>& qkv() const { return qkv_; }    // d_model -> 3 d_model
   const std::shared_ptr<Linear>& proj() const { return proj_; }  // d_model -> d_model
 

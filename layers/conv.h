@@ -44,6 +44,10 @@ class Conv2d : public Module {
   const Tensor& weight() const { return weight_; }  // [out, in, k, k]
   const Tensor& bias() const { return bias_; }      // [out] or undefined
   const Conv2dOptions& options() const { return options_; }
+  ModuleSettings describe() const override {
+    return {{"stride", setting_text(options_.stride)}, {"padding", setting_text(options_.padding)},
+            {"dilation", setting_text(options_.dilation)}};
+  }
 
  protected:
   // x [N, in, H, W] -> [N, out, OH, OW]

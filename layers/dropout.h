@@ -13,6 +13,7 @@ class Dropout : public Module {
  public:
   explicit Dropout(double p = 0.5);
   double p() const { return p_; }
+  ModuleSettings describe() const override { return {{"p", setting_text(p_)}}; }
 
  protected:
   Tensor forward(const Tensor& x) override;

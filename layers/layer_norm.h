@@ -38,6 +38,7 @@ class LayerNorm : public Module {
   const Tensor& bias() const { return bias_; }
   const Shape& normalized_shape() const { return normalized_shape_; }
   double eps() const { return eps_; }
+  ModuleSettings describe() const override { return {{"eps", setting_text(eps_)}}; }
 
   // add_layer_norm(x, residual) with this module's parameters, run as a call of the module (its
   // hooks fire around it, input x, output the normalized tensor).

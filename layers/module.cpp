@@ -1,6 +1,8 @@
 #include "layers/module.h"
 
+#include <charconv>
 #include <sstream>
+#include <string>
 #include <unordered_set>
 
 #include "core/allocator.h"
@@ -40,6 +42,16 @@ std::string join_names(const std::vector<std::string>& names) {
 const char* plural(size_t count, const char* one, const char* many) { return count == 1 ? one : many; }
 
 }  // namespace
+
+std::string setting_text(double value) {
+  char text[64];
+  auto [end, error] = std::to_chars(text, text + sizeof text, value);
+  return error == std::errc() ? std::string(text, end) : std::to_string(value);
+}
+
+std::string setting_text(int64_t value) { return std::to_string(value); }
+
+std::string setting_text(bool value) { return value ? "true" : "false"; }
 
 void HookHandle::remove() {
   std::shared_ptr<ModuleHooks> hooks = hooks_.lock();

@@ -22,6 +22,15 @@ class Module;
 
 using NamedTensor = std::pair<std::string, Tensor>;
 using NamedModule = std::pair<std::string, Module*>;
+// A module's settings as (name, value) text pairs, value in its shortest exact form
+// (setting_text): {{"heads", "4"}, {"dropout", "0.1"}}.
+using ModuleSettings = std::vector<std::pair<std::string, std::string>>;
+
+// A setting's value as text: integers in decimal, floating values in the shortest form that
+// reads back exactly (0.1 -> "0.1"), so that equal texts mean equal values.
+std::string setting_text(double value);
+std::string setting_text(int64_t value);
+std::string setting_text(bool value);
 
 // Before forward, with the module's input.
 using ForwardPreHook = std::function<void(Module& module, const Tensor& input)>;
@@ -68,6 +77,11 @@ class Module {
   // Forward with the hooks around it. Always call a module this way, never forward directly.
   Tensor operator()(const Tensor& input);
   const std::string& type_name() const { return type_name_; }
+  // This module's hyperparameters that its parameters' shapes do not show on their own (heads,
+  // dropout, eps, stride, ...; sizes may be repeated), not its children's. Distributed training
+  // checks that every rank's model agrees in them (dist/model_consistency.h), so a layer with
+  // such settings overrides it.
+  virtual ModuleSettings describe() const { return {}; }
 
   // Registration. Names are non-empty, contain no '.', and are unique within this module.
   // A parameter's storage is counted as MemoryTag::Parameters and a floating parameter

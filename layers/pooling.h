@@ -14,6 +14,10 @@ class MaxPool2d : public Module {
  public:
   // stride 0 means stride = kernel_size (PyTorch's default).
   explicit MaxPool2d(int64_t kernel_size, int64_t stride = 0, int64_t padding = 0);
+  ModuleSettings describe() const override {
+    return {{"kernel_size", setting_text(kernel_size_)}, {"stride", setting_text(stride_)},
+            {"padding", setting_text(padding_)}};
+  }
 
  protected:
   Tensor forward(const Tensor& x) override;

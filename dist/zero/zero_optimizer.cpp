@@ -89,6 +89,13 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
   std::vector<NamedTensor> checked = all_parameters;
   for (const auto& [name, buffer] : buffers) checked.emplace_back("buffer " + name, buffer);
   check_same_tensors_on_all_ranks(*group_, checked, kWho);
+  RunSettings settings = model_settings(*model_);
+  settings.emplace_back("zero stage", std::to_string(options_.stage));
+  settings.emplace_back("compute dtype",
+                        options_.compute_dtype ? dtype_name(*options_.compute_dtype) : std::string("the model's"));
+  settings.emplace_back("offload_optimizer", setting_text(options_.offload_optimizer));
+  settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
+  check_same_settings_on_all_ranks(*group_, settings, kWho);
   std::vector<Tensor> to_broadcast;
   for (const auto& [name, tensor] : checked) to_broadcast.push_back(tensor);
   broadcast_from_rank0(*group_, to_broadcast);

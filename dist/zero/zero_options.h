@@ -25,6 +25,7 @@
 
 #include "core/dtype.h"
 #include "core/tensor.h"
+#include "dist/model_consistency.h"
 #include "dist/process_group.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
@@ -58,6 +59,10 @@ struct ZeroOptions {
   // the updated shard back before the all-gather). GPU memory then holds only the compute
   // parameters and gradients. A CPU model is on the host already: nothing changes.
   bool offload_optimizer = false;
+  // The run's settings that every rank must share (optimizer hyperparameters, batch, ...: the
+  // examples pass their flags). Checked at construction with the model's own settings, the
+  // stage and the compute dtype (dist/model_consistency.h); a difference raises on every rank.
+  RunSettings settings = {};
 };
 
 // Builds the shard's optimizer from the pieces of each parameter group.

@@ -47,10 +47,19 @@ void check_parallel_flags(const ParallelChoice& choice) {
 }
 
 ParallelTraining::ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer,
-                                   const ParallelChoice& choice)
+                                   const ParallelChoice& choice, dist::RunSettings settings)
     : model_(std::move(model)), compute_dtype_(compute_dtype_of(choice.precision)) {
+  dist::RunSettings run_settings{{"zero_stage", setting_text(choice.zero_stage)},
+                                 {"precision", choice.precision},
+                                 {"optimizer", optimizer.name},
+                                 {"lr", setting_text(optimizer.lr)},
+                                 {"weight_decay", setting_text(optimizer.weight_decay)},
+                                 {"momentum", setting_text(optimizer.momentum)}};
+  run_settings.insert(run_settings.end(), settings.begin(), settings.end());
   if (choice.zero_stage == 0 && compute_dtype_ == kFloat32) {
-    ddp_ = std::make_unique<dist::DistributedDataParallel>(model_);  // averages gradients in backward
+    // Averages gradients in backward.
+    ddp_ = std::make_unique<dist::DistributedDataParallel>(
+        model_, dist::DistributedDataParallelOptions{.settings = std::move(run_settings)});
     optimizer_ = make_optimizer(optimizer, model_->parameters());
     return;
   }
@@ -60,7 +69,7 @@ ParallelTraining::ParallelTraining(std::shared_ptr<Module> model, const Optimize
     for (auto& group : groups) pieces.insert(pieces.end(), group.begin(), group.end());
     return make_optimizer(optimizer, std::move(pieces));
   };
-  dist::ZeroOptions options{.stage = static_cast<int>(choice.zero_stage)};
+  dist::ZeroOptions options{.stage = static_cast<int>(choice.zero_stage), .settings = std::move(run_settings)};
   if (compute_dtype_ != kFloat32) options.compute_dtype = compute_dtype_;
   zero_ = std::make_unique<dist::ZeroOptimizer>(model_, std::move(factory), options);
 }
@@ -171,7 +180,8 @@ int64_t ParallelTraining::resume(const std::string& path, DataLoader& loader) {
   train::TrainingState state = read_input([&] { return load(path); });
   train::restore_generator(state.generator("default"));
   loader.set_state(state.loader("train"));
-  std::printf("resumed from %s at step %lld\n", path.c_str(), static_cast<long long>(state.step));
+  std::printf("resumed from %s at step %lld%s\n", path.c_str(), static_cast<long long>(state.step),
+              state.verified ? "" : " (the file carries no checksums: its data could not be verified)");
   return state.step;
 }
 

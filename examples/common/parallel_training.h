@@ -41,7 +41,12 @@ void check_parallel_flags(const ParallelChoice& choice);
 
 class ParallelTraining {
  public:
-  ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer, const ParallelChoice& choice);
+  // settings: the example's own settings that every rank must share (batch, steps, seed, model
+  // sizes, ...). With the optimizer's and the parallel choice's, and the model's own
+  // (Module::describe), they are compared across ranks at start: a difference ends the run on
+  // every rank, naming the setting and both values.
+  ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer, const ParallelChoice& choice,
+                   dist::RunSettings settings = {});
 
   // The model's forward. Floating inputs are cast to the compute dtype, and floating outputs come
   // back in float32, so losses are computed in fp32 (as PyTorch's autocast does).

@@ -1,6 +1,7 @@
 #include "examples/common/run_flags.h"
 
 #include <cmath>
+#include <string>
 
 #include "core/parallel.h"
 #include "examples/common/program_exit.h"
@@ -45,6 +46,14 @@ void check_optimizer_flags(const OptimizerChoice& choice) {
 
 bool RunFlags::checkpoint_due(int64_t step, int64_t last_step) const {
   return !checkpoint.empty() && (step == last_step || (checkpoint_every > 0 && step % checkpoint_every == 0));
+}
+
+dist::RunSettings RunFlags::settings() const {
+  return {{"seed", std::to_string(seed)},
+          {"checkpoint", checkpoint},
+          {"checkpoint_every", std::to_string(checkpoint_every)},
+          {"resume", resume},
+          {"stop_after", std::to_string(stop_after)}};
 }
 
 }  // namespace dtrain::examples

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dist/model_consistency.h"
 #include "examples/common/flags.h"
 #include "examples/common/optimizer_choice.h"
 
@@ -26,6 +27,9 @@ struct RunFlags {
   int64_t last_step(int64_t total_steps) const;
   // Whether to save after `step`: with --checkpoint, every --checkpoint-every steps and at the end.
   bool checkpoint_due(int64_t step, int64_t last_step) const;
+  // What every rank must share: the seed and when and where the ranks save and resume together
+  // (not threads, metrics or logging, which are each rank's own).
+  dist::RunSettings settings() const;
 };
 
 void add_optimizer_flags(FlagParser& flags, OptimizerChoice& choice);

@@ -86,6 +86,30 @@ TEST_CASE("DDP raises on every rank when one rank has an extra parameter", "[ddp
   CHECK(seconds_since(start) < 10.0);
 }
 
+TEST_CASE("DDP raises on every rank when the ranks' models differ only in attention heads (same shapes)", "[ddp]") {
+  if (world().size() == 1) return;
+  const int odd_one = world().size() - 1;
+  auto start = std::chrono::steady_clock::now();
+  manual_seed(3);
+  auto model = std::make_shared<CausalSelfAttention>(
+      AttentionConfig{.d_model = 8, .heads = world().rank() == odd_one ? 2 : 4, .dropout = 0.0});
+  model->to(kFloat64);
+  CHECK_THROWS_WITH(DistributedDataParallel(model),
+                    Contains("rank " + std::to_string(odd_one) + " has heads=2, rank 0 heads=4") &&
+                        Contains("same model and training settings"));
+  // The run's own settings too (the examples pass their flags).
+  manual_seed(3);
+  auto same = std::make_shared<CausalSelfAttention>(AttentionConfig{.d_model = 8, .heads = 4});
+  same->to(kFloat64);
+  const std::string batch = world().rank() == odd_one ? "32" : "16";
+  CHECK_THROWS_WITH(DistributedDataParallel(same, {.settings = {{"optimizer", "adamw"}, {"batch", batch}}}),
+                    Contains("rank " + std::to_string(odd_one) + " has batch=32, rank 0 batch=16"));
+  CHECK(seconds_since(start) < 10.0);
+  // Agreeing ranks construct, and the ranks still communicate in step.
+  DistributedDataParallel agreed(same, {.settings = {{"batch", "16"}}});
+  CHECK(gather_scalar(1.0).size() == static_cast<size_t>(world().size()));
+}
+
 TEST_CASE("DDP without find_unused_parameters names a parameter that got no gradient, on every rank", "[ddp]") {
   auto model = std::make_shared<TwoHeads>();
   DistributedDataParallel ddp(model);

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <string>
 
 #include "dist/collective_checker.h"
 #include "tests/dist/zero_test_support.h"
@@ -96,6 +97,18 @@ TEST_CASE("ZeRO-3 trains on after the ranks agree again (the group stays usable)
     for (double value : tensor.to_vector<double>()) checksum = checksum * 1.0000001 + value;
   }
   for (double other : gather_scalar(checksum)) CHECK(other == checksum);
+}
+
+TEST_CASE("ZeroOptimizer raises on every rank when the ranks run different stages", "[zero][errors]") {
+  if (world().size() == 1) return;
+  const int odd_one = world().size() - 1;
+  auto factory = zero_optimizer<optim::AdamW>(kAdamW);
+  CHECK_THROWS_WITH(ZeroOptimizer(make_mlp(kFloat32, 1), factory, {.stage = world().rank() == odd_one ? 2 : 1}),
+                    Contains("rank " + std::to_string(odd_one) + " has zero stage=2, rank 0 zero stage=1"));
+  CHECK_THROWS_WITH(
+      ZeroOptimizer(make_mlp(kFloat32, 1), factory,
+                    {.stage = 1, .settings = {{"lr", world().rank() == odd_one ? "0.002" : "0.001"}}}),
+      Contains("rank " + std::to_string(odd_one) + " has lr=0.002, rank 0 lr=0.001"));
 }
 
 TEST_CASE("ZeroOptimizer refuses bad options with a named error", "[zero][errors]") {

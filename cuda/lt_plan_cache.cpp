@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
 
 #include "cuda/caching_allocator.h"
 #include "cuda/check.h"

@@ -4,6 +4,7 @@
 // against the unfused proj(gelu(linear(x))) on the GPU and a float64 CPU reference.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -2,6 +2,7 @@
 // that agrees in every field the descriptors and the heuristic depend on.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <unordered_set>

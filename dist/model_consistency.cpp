@@ -1,6 +1,7 @@
 #include "dist/model_consistency.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <sstream>

@@ -13,6 +13,7 @@
 //   mpirun -np 4 build/gpt --zero-stage 2 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>

@@ -10,9 +10,12 @@
 //   mpirun -np 2 build/mlp --threads 1        # data-parallel (DDP): --batch is per rank
 //   mpirun -np 4 build/mlp --zero-stage 3 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -1,5 +1,7 @@
 #pragma once
 // LayerNorm: normalises over the last dimensions (normalized_shape), then scales and shifts.
+#include <cstdint>
+
 #include "layers/module.h"
 
 namespace dtrain {

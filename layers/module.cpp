@@ -1,8 +1,10 @@
 #include "layers/module.h"
 
 #include <charconv>
+#include <cstdint>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <unordered_set>
 
 #include "core/allocator.h"

@@ -6,6 +6,7 @@
 // uses (ZeRO-3 gathers a module's parameters before its forward and before its backward, and
 // frees them after) without any layer knowing about it.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>

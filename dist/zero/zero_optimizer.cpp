@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <functional>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -5,6 +5,12 @@
 // ZeRO saved by N ranks at stage s resumes on M ranks at stage t, N, M = 1 .. the job's size.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
 #include "tests/dist/test_sharded_checkpoint_support.h"
 #include "tests/dist/zero_test_support.h"
 

@@ -340,7 +340,7 @@ void run_training(const Config& config) {
       progress.exclude_pause();
     }
     if (config.run.checkpoint_due(step, last_step)) {
-      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "gpt"}});
+      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "gpt"}}, config.run.keep_checkpoints);
       progress.exclude_pause();
     }
   }

@@ -198,7 +198,8 @@ void run_training(const Config& config) {
       progress.exclude_pause();
     }
     if (config.run.checkpoint_due(step, last_step)) {
-      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "mlp"}, {"hidden", config.hidden}});
+      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "mlp"}, {"hidden", config.hidden}},
+                               config.run.keep_checkpoints);
       progress.exclude_pause();
     }
   }

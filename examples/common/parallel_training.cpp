@@ -11,6 +11,7 @@
 #include "dist/checkpoint/sharded_save.h"
 #include "dist/checkpoint/whole_state.h"
 #include "dist/init.h"
+#include "examples/common/checkpoint_rotation.h"
 #include "examples/common/program_exit.h"
 #include "optim/clip_grad.h"
 #include "train/checkpoint.h"
@@ -141,10 +142,10 @@ std::string ParallelTraining::memory_line() const {
          ", optimizer " + counter(MemoryTag::OptimizerState) + ", comm " + counter(MemoryTag::Communication);
 }
 
-void ParallelTraining::save(const std::string& path, const train::TrainingState& state) {
+void ParallelTraining::save(const std::string& path, const train::TrainingState& state, bool as_directory) {
   if (zero_) {
     dist::save_sharded_checkpoint(path, zero_->state_fragments(), state, &dist::world());
-  } else if (std::filesystem::is_directory(path)) {
+  } else if (as_directory || std::filesystem::is_directory(path)) {
     dist::save_whole_state(path, *model_, *optimizer_, state, &dist::world());
   } else if (dist::rank() == 0) {
     train::save_checkpoint(path, *model_, *optimizer_, state);
@@ -177,20 +178,31 @@ train::TrainingState ParallelTraining::load(const std::string& path) {
 }
 
 int64_t ParallelTraining::resume(const std::string& path, DataLoader& loader) {
-  train::TrainingState state = read_input([&] { return load(path); });
+  std::string from = path;
+  if (std::filesystem::is_directory(path) && !std::filesystem::exists(std::filesystem::path(path) / "index.json")) {
+    if (auto newest = newest_rotated_checkpoint(path)) from = newest->string();
+  }
+  train::TrainingState state = read_input([&] { return load(from); });
   train::restore_generator(state.generator("default"));
   loader.set_state(state.loader("train"));
-  std::printf("resumed from %s at step %lld%s\n", path.c_str(), static_cast<long long>(state.step),
+  std::printf("resumed from %s at step %lld%s\n", from.c_str(), static_cast<long long>(state.step),
               state.verified ? "" : " (the file carries no checksums: its data could not be verified)");
   return state.step;
 }
 
 void ParallelTraining::save_checkpoint(const std::string& path, int64_t step, const DataLoader& loader,
-                                       std::map<std::string, std::string> metadata) {
-  save(path, {.step = step,
-              .generators = {{"default", train::generator_state()}},
-              .loaders = {{"train", loader.state()}},
-              .metadata = std::move(metadata)});
+                                       std::map<std::string, std::string> metadata, int64_t keep_checkpoints) {
+  train::TrainingState state{.step = step,
+                             .generators = {{"default", train::generator_state()}},
+                             .loaders = {{"train", loader.state()}},
+                             .metadata = std::move(metadata)};
+  if (keep_checkpoints == 0) {
+    save(path, state);
+    return;
+  }
+  // The save returns on every rank once the new directory is complete; only then go the old ones.
+  save(rotated_checkpoint_dir(path, step).string(), state, true);
+  if (dist::rank() == 0) remove_old_rotated_checkpoints(path, keep_checkpoints);
 }
 
 }  // namespace dtrain::examples

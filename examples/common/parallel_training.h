@@ -70,19 +70,23 @@ class ParallelTraining {
   // gradients and optimizer state.
   std::string memory_line() const;
 
-  // Collective in ZeRO mode (every rank calls it); with DDP only rank 0 writes a single file.
-  void save(const std::string& path, const train::TrainingState& state);
+  // Collective in ZeRO mode (every rank calls it); with DDP only rank 0 writes a single file,
+  // unless the path is a directory or as_directory is set (a sharded directory, every rank).
+  void save(const std::string& path, const train::TrainingState& state, bool as_directory = false);
   // Loads path into model and optimizer and returns the training state to continue from. Every
   // rank calls it.
   train::TrainingState load(const std::string& path);
 
   // What an example's --resume and --checkpoint do: the step, the default generator and the
   // training loader's position ("train") with the run's metadata. resume() loads path (an
-  // unreadable checkpoint is a usage error), restores the generator and the loader, reports the
-  // step on stdout and returns it.
+  // unreadable checkpoint is a usage error; a folder of --keep-checkpoints directories resumes
+  // from the newest complete one), restores the generator and the loader, reports the step on
+  // stdout and returns it. With keep_checkpoints > 0, save_checkpoint writes path/step-<N>, a
+  // sharded directory, and then removes all but the newest keep_checkpoints
+  // (examples/common/checkpoint_rotation.h).
   int64_t resume(const std::string& path, DataLoader& loader);
   void save_checkpoint(const std::string& path, int64_t step, const DataLoader& loader,
-                       std::map<std::string, std::string> metadata);
+                       std::map<std::string, std::string> metadata, int64_t keep_checkpoints = 0);
 
  private:
   std::shared_ptr<Module> model_;

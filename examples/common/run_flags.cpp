@@ -13,6 +13,8 @@ void RunFlags::add_to(FlagParser& flags) {
   flags.add("threads", threads, "CPU threads (0: all cores)");
   flags.add("checkpoint", checkpoint, "save a training checkpoint (safetensors) to this file");
   flags.add("checkpoint-every", checkpoint_every, "steps between checkpoints (0: only at the end)");
+  flags.add("keep-checkpoints", keep_checkpoints,
+            "keep the newest K checkpoints, each a directory --checkpoint/step-<N> (0: one, replaced by each save)");
   flags.add("resume", resume, "continue training from this checkpoint");
   flags.add("stop-after", stop_after, "stop after this step, as if interrupted (0: run to the end)");
   flags.add("metrics", metrics, "append metrics as JSON lines to this file");
@@ -22,6 +24,7 @@ void RunFlags::add_to(FlagParser& flags) {
 void RunFlags::check_and_apply() const {
   if (threads < 0) usage_error("--threads must be >= 0, got ", threads);
   if (checkpoint_every < 0) usage_error("--checkpoint-every must be >= 0, got ", checkpoint_every);
+  if (keep_checkpoints < 0) usage_error("--keep-checkpoints must be >= 0, got ", keep_checkpoints);
   if (log_every < 1) usage_error("--log-every must be >= 1, got ", log_every);
   if (stop_after < 0) usage_error("--stop-after must be >= 0, got ", stop_after);
   if (threads > 0) set_num_threads(static_cast<int>(threads));
@@ -52,6 +55,7 @@ dist::RunSettings RunFlags::settings() const {
   return {{"seed", std::to_string(seed)},
           {"checkpoint", checkpoint},
           {"checkpoint_every", std::to_string(checkpoint_every)},
+          {"keep_checkpoints", std::to_string(keep_checkpoints)},
           {"resume", resume},
           {"stop_after", std::to_string(stop_after)}};
 }

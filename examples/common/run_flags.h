@@ -15,6 +15,7 @@ struct RunFlags {
   int64_t threads = 0;           // 0: OpenMP's default (every core)
   std::string checkpoint;        // where to save; empty: never
   int64_t checkpoint_every = 0;  // steps between saves; 0: only at the end
+  int64_t keep_checkpoints = 0;  // > 0: a directory per save under --checkpoint, the newest K kept
   std::string resume;            // a checkpoint to continue from
   int64_t stop_after = 0;        // end the run after this step, keeping the full run's schedule
   std::string metrics;           // a JSONL file to append metrics to

@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "dist/checkpoint/sharded_checkpoint.h"
 #include "dtrain.h"
 #include "example_programs.h"
 #include "tests/examples/run_program.h"
@@ -154,4 +157,37 @@ TEST_CASE("gpt resumed from a checkpoint in a new process ends bitwise identical
 
 TEST_CASE("mlp resumed from a checkpoint in a new process ends bitwise identical to a straight run") {
   check_bitwise_resume(kMlpProgram, kTinyMlp, "8", "4");
+}
+
+TEST_CASE("gpt --keep-checkpoints 2 keeps the newest two complete checkpoints and resumes from the newest") {
+  ScratchDirectory directory;
+  const std::filesystem::path root = directory / "run";
+  // Before the run: a user's file, a save that crashed (no index) and a directory newer than any
+  // save this run makes, also without index.
+  std::filesystem::create_directories(root / "step-00000002");
+  std::filesystem::create_directories(root / "step-00000099");
+  std::ofstream(root / "notes.txt") << "the user's";
+  std::ofstream(root / "step-00000002" / "rank-00000-of-00001.0123456789abcdef.safetensors") << "half";
+  auto listing = [&] {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(root)) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  };
+  const std::vector<std::string> tiny =
+      kTinyGpt + std::vector<std::string>{"--sample-bytes", "0", "--eval-every", "100", "--checkpoint-every", "1",
+                                          "--keep-checkpoints", "2", "--checkpoint", root.string()};
+  run_ok(kGptProgram, tiny + std::vector<std::string>{"--steps", "5"});
+  CHECK(listing() == std::vector<std::string>{"notes.txt", "step-00000004", "step-00000005", "step-00000099"});
+  for (int64_t step : {4, 5}) {
+    char name[32];
+    std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(step));
+    dist::ShardedCheckpoint checkpoint = dist::ShardedCheckpoint::open(root / name);
+    CHECK(checkpoint.step() == step);
+    checkpoint.verify();
+  }
+
+  ProgramResult resumed = run_ok(kGptProgram, tiny + std::vector<std::string>{"--steps", "7", "--resume", root.string()});
+  CHECK_THAT(resumed.out, Contains("resumed from " + (root / "step-00000005").string() + " at step 5\n"));
+  CHECK(listing() == std::vector<std::string>{"notes.txt", "step-00000006", "step-00000007", "step-00000099"});
 }

@@ -14,6 +14,7 @@ namespace dtrain::autograd {
 namespace {
 
 struct ReadyOrder {  // newest node first: reverse order of creation
+#include "core/profiler_recorder.h"
   bool operator()(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) const {
     return a->sequence_nr() < b->sequence_nr();
   }
@@ -119,7 +120,7 @@ class GraphTask {
       const OutputMeta& meta = node.outputs()[i];
       inputs[i] = zeros(meta.shape, {.dtype = meta.dtype, .device = meta.device});
     }
-    GradientList outputs = node.apply(std::move(inputs));
+    GradientList outputs = apply_profiled(node, std::move(inputs));
     if (!retain_graph_) node.release_saved();
     return outputs;
   }
@@ -129,6 +130,14 @@ class GraphTask {
   std::unordered_map<Node*, int64_t> dependencies_;
   std::unordered_map<Node*, GradientList> buffers_;
   std::vector<Capture> captures_;
+  // node.apply inside a backward event of the profiler (core/profiler.h) while one records.
+  static GradientList apply_profiled(Node& node, GradientList&& inputs) {
+    if (!profiler::detail::recording()) [[likely]] return node.apply(std::move(inputs));
+    const Device device = node.outputs().empty() ? inputs.front().device() : node.outputs().front().device;
+    profiler::detail::Scope profiled(profiler::EventKind::Backward, node.name(), inputs, device);
+    return node.apply(std::move(inputs));
+  }
+
   std::vector<Tensor> captured_;
 
  public:

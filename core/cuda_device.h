@@ -75,13 +75,23 @@ class Runtime {
   virtual void set_allow_tf32(bool allow) = 0;
   virtual bool allow_tf32() = 0;
   virtual void* current_stream(int index) = 0;
+  // Timing events for the profiler (core/profiler_recorder.cpp), as opaque cudaEvent_t handles:
+  // created on device index, recorded on this thread's current stream of it, and the time
+  // between two recorded ones (waiting until end has completed; not a synchronisation the
+  // profiler counts).
+  virtual void* create_timing_event(int index) = 0;
+  virtual void record_timing_event(void* event, int index) = 0;
+  virtual float timing_event_elapsed_ms(void* start, void* end) = 0;
+  virtual void destroy_timing_event(void* event) = 0;
 };
 
 // Bumped whenever Runtime, Backend, Allocator or the Tensor layout change: core refuses a
 // library built against another version.
 // 2: fused kernels (layer_norm, cross_entropy, adam_update, linear, convolution2d);
-// 3: add_layer_norm, causal_softmax, attention, layer_norm_backward's grad_sum.
-inline constexpr int kBackendAbiVersion = 3;
+// 3: add_layer_norm, causal_softmax, attention, layer_norm_backward's grad_sum;
+// 4: the profiler's timing events in Runtime (and the plugin reports host synchronisations).
+//    Also in 4: Backend::linear_backward (bias gradient in the weight-gradient GEMM).
+inline constexpr int kBackendAbiVersion = 4;
 
 // The library's entry point, found with dlsym. Returns null on success, else why it failed
 // (no device, a driver too old, ...), a string that lives as long as the library.

@@ -4,11 +4,7 @@
 // so that a tensor holds the same bits on either device.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define DTRAIN_HOST_DEVICE __host__ __device__
-#else
-#define DTRAIN_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 namespace dtrain::detail {
 

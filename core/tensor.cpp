@@ -1,6 +1,9 @@
 #include "core/tensor.h"
 
+#include <atomic>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "core/backend.h"
 #include "core/grad_mode.h"
@@ -27,6 +30,7 @@ int64_t Tensor::size(int64_t dim) const { return shape()[normalize_dim(dim, this
 int64_t Tensor::stride(int64_t dim) const { return strides()[normalize_dim(dim, this->dim(), "stride")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element is out of place (as PyTorch): a [3, 0] tensor can be copied as bytes
   int64_t expected = 1;
   const Shape& sizes = shape();
   for (size_t i = sizes.size(); i-- > 0;) {

@@ -7,10 +7,12 @@
 //   }
 #include <string>
 
+#include "cuda/export.h"
+
 namespace dtrain::cuda {
 
 // Why the last attention or attention_backward call on this thread took no fused kernel: it
 // returned false, or (a backward whose forward ran) raised. Empty after a call that ran.
-std::string last_attention_decline_reason();
+DTRAIN_CUDA_EXPORT std::string last_attention_decline_reason();
 
 }  // namespace dtrain::cuda

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/cuda_device.h"
+#include "core/profiler_recorder.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/check.h"
 #include "cuda/cuda_backend.h"
@@ -23,6 +24,7 @@ class CudaRuntime final : public detail::Runtime {
     return index;
   }
   void synchronize(int index) override {
+    profiler::detail::host_synchronization("cuda::synchronize");
     DeviceGuard guard(index);
     DTRAIN_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -40,9 +42,25 @@ class CudaRuntime final : public detail::Runtime {
     return stats;
   }
   void empty_cache() override { caching_allocator().empty_cache(); }
-  void set_allow_tf32(bool allow) override { cuda::set_allow_tf32(allow); }
-  bool allow_tf32() override { return cuda::allow_tf32(); }
+  void set_allow_tf32(bool allow) override { cuda::set_tf32_matmul_allowed(allow); }
+  bool allow_tf32() override { return cuda::tf32_matmul_allowed(); }
   void* current_stream(int index) override { return static_cast<void*>(cuda::current_stream(index)); }
+  void* create_timing_event(int index) override {
+    DeviceGuard guard(index);
+    cudaEvent_t event = nullptr;
+    DTRAIN_CUDA_CHECK(cudaEventCreate(&event));  // with timing
+    return static_cast<void*>(event);
+  }
+  void record_timing_event(void* event, int index) override {
+    DTRAIN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), cuda::current_stream(index)));
+  }
+  float timing_event_elapsed_ms(void* start, void* end) override {
+    DTRAIN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end)));
+    float milliseconds = 0.0f;
+    DTRAIN_CUDA_CHECK(cudaEventElapsedTime(&milliseconds, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+    return milliseconds;
+  }
+  void destroy_timing_event(void* event) override { cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
 
  private:
   int device_count_;

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -98,7 +99,7 @@ class ConvolutionSetup {
                                                        CUDNN_CROSS_CORRELATION, compute));
     // Float32: plain FMA unless TF32 is allowed; the 16-bit types: tensor cores.
     cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-    if (x.dtype() == kFloat32) math = allow_tf32() ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    if (x.dtype() == kFloat32) math = tf32_matmul_allowed() ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
     if (x.dtype() == kBFloat16 || x.dtype() == kFloat16) math = CUDNN_TENSOR_OP_MATH;
     DTRAIN_CUDNN_OR_DECLINE(cudnnSetConvolutionMathType(convolution_, math));
     double_scale_ = x.dtype() == kFloat64;

@@ -3,6 +3,9 @@
 // over one file per kernel family (cuda/kernels/*.cu, cuda/matmul.cpp, cuda/host_transfer.cpp), as
 // on the CPU. Every method runs on the tensors' device (a DeviceGuard) and queues its work on that
 // device's current stream; only copies to the host and index checks wait for the device.
+#include <cstdint>
+#include <vector>
+
 #include "core/backend.h"
 
 namespace dtrain::cuda {
@@ -52,6 +55,8 @@ class CudaBackend final : public Backend {
   void adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) override;
   void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation, Tensor& out,
               Tensor& pre_activation) override;
+  void linear_backward(const Tensor& grad_out, const Tensor& rows, const Tensor& weight, const Tensor& pre_activation,
+                       LinearActivation activation, Tensor& grad_rows, Tensor& grad_weight, Tensor& grad_bias) override;
   bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
   bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
                               Tensor& grad_x, Tensor& grad_weight) override;
@@ -59,8 +64,10 @@ class CudaBackend final : public Backend {
 
 Backend& backend();
 
-// TF32 for float32 matmuls (core/cuda_device.h: set_allow_tf32).
-void set_allow_tf32(bool allow);
-bool allow_tf32();
+// TF32 for float32 matmuls and convolutions, behind core's cuda::set_allow_tf32 / allow_tf32.
+// Named apart from those: core's definitions are exported by every program that loads this
+// library, and two copies of one name once bound this library's calls to core's (an endless loop).
+void set_tf32_matmul_allowed(bool allow);
+bool tf32_matmul_allowed();
 
 }  // namespace dtrain::cuda

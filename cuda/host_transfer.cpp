@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "cuda/check.h"
+#include "core/profiler_recorder.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/stream.h"
 
@@ -52,6 +53,7 @@ class StagingRing {
   static void wait(StagingBuffer& buffer) {
     if (!buffer.in_use) return;
     DTRAIN_CUDA_CHECK(cudaEventSynchronize(buffer.done));
+    profiler::detail::host_synchronization("staging buffer reuse");
     buffer.in_use = false;
   }
 
@@ -121,6 +123,7 @@ void CudaBackend::copy_to_host(const Tensor& source, Tensor& host_destination) {
   const char* from = static_cast<const char*>(source.data());
   char* to = static_cast<char*>(host_destination.data());
   if (nbytes <= kDirectTransferBytes) {
+  profiler::detail::host_synchronization("copy_to_host");  // it returns once the bytes are here
     DTRAIN_CUDA_CHECK(cudaMemcpyAsync(to, from, nbytes, cudaMemcpyDeviceToHost, stream));
     DTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
     return;
@@ -135,7 +138,8 @@ void CudaBackend::copy_to_host(const Tensor& source, Tensor& host_destination) {
   auto drain_oldest = [&] {
     Pending oldest = pending.front();
     pending.pop_front();
-    StagingRing::wait(*oldest.buffer);
+    oldest.buffer->in_use = false;  // counted once, above, as part of copy_to_host
+    DTRAIN_CUDA_CHECK(cudaEventSynchronize(oldest.buffer->done));
     std::memcpy(to + oldest.offset, oldest.buffer->pinned, oldest.length);
   };
   for (size_t done = 0; done < nbytes; done += kStagingChunk) {

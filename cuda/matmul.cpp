@@ -6,9 +6,12 @@
 // one strided-batched GEMM; others through pointer arrays; a batch of row-major A against one
 // shared B folds into a single taller GEMM. bf16 and fp16 accumulate in float32; float32 uses
 // TF32 tensor cores only when allowed (set_allow_tf32), so by default it matches the CPU.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <climits>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"
@@ -113,8 +116,8 @@ GemmTypes gemm_types(DType dtype) {
 
 }  // namespace
 
-void set_allow_tf32(bool allow) { tf32_allowed.store(allow); }
-bool allow_tf32() { return tf32_allowed.load(); }
+void set_tf32_matmul_allowed(bool allow) { tf32_allowed.store(allow); }
+bool tf32_matmul_allowed() { return tf32_allowed.load(); }
 
 void CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   check_matmul_contract(a_in, b_in, out);

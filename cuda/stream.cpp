@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/error.h"
+#include "core/profiler_recorder.h"
 #include "cuda/check.h"
 
 namespace dtrain::cuda {
@@ -43,7 +44,10 @@ Stream::~Stream() {
   if (handle_ != nullptr) cudaStreamDestroy(handle_);  // waits for nothing: queued work still completes
 }
 
-void Stream::synchronize() const { DTRAIN_CUDA_CHECK(cudaStreamSynchronize(handle_)); }
+void Stream::synchronize() const {
+  profiler::detail::host_synchronization("stream synchronize");
+  DTRAIN_CUDA_CHECK(cudaStreamSynchronize(handle_));
+}
 
 StreamGuard::StreamGuard(const Stream& stream) : device_(stream.device()), previous_(current_streams[stream.device()]) {
   current_streams[device_] = stream.handle();
@@ -60,7 +64,10 @@ Event::~Event() {
 }
 
 void Event::record(cudaStream_t stream) { DTRAIN_CUDA_CHECK(cudaEventRecord(handle_, stream)); }
-void Event::synchronize() const { DTRAIN_CUDA_CHECK(cudaEventSynchronize(handle_)); }
+void Event::synchronize() const {
+  profiler::detail::host_synchronization("event synchronize");
+  DTRAIN_CUDA_CHECK(cudaEventSynchronize(handle_));
+}
 
 bool Event::query() const {
   cudaError_t status = cudaEventQuery(handle_);

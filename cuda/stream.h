@@ -14,12 +14,14 @@
 //   done.block(cuda::current_stream(0));  // the default stream waits for side's work so far
 #include <cuda_runtime.h>
 
+#include "cuda/export.h"
+
 namespace dtrain::cuda {
 
 inline constexpr int kMaxDevices = 16;  // as the byte ledgers in core/allocator.cpp
 
 // Makes index the current device of this thread for the guard's life.
-class DeviceGuard {
+class DTRAIN_CUDA_EXPORT DeviceGuard {
  public:
   explicit DeviceGuard(int index);
   ~DeviceGuard();
@@ -31,10 +33,10 @@ class DeviceGuard {
 };
 
 // The stream this thread queues device's work on.
-cudaStream_t current_stream(int device);
+DTRAIN_CUDA_EXPORT cudaStream_t current_stream(int device);
 
 // An owned stream on one device (non-blocking with respect to the default stream only if asked).
-class Stream {
+class DTRAIN_CUDA_EXPORT Stream {
  public:
   explicit Stream(int device, bool non_blocking = false);
   ~Stream();
@@ -50,7 +52,7 @@ class Stream {
 };
 
 // Makes stream the current one for its device on this thread for the guard's life.
-class StreamGuard {
+class DTRAIN_CUDA_EXPORT StreamGuard {
  public:
   explicit StreamGuard(const Stream& stream);
   ~StreamGuard();
@@ -63,7 +65,7 @@ class StreamGuard {
 };
 
 // A marker in a stream's queue: wait for it on the host, or make another stream wait for it.
-class Event {
+class DTRAIN_CUDA_EXPORT Event {
  public:
   explicit Event(bool timing = false);
   ~Event();

@@ -12,6 +12,7 @@
 #include "dist/collective_checker.h"
 #include "dist/local_backend.h"
 #include "dist/node_layout.h"
+#include "core/profiler.h"
 #include "dist/process_group.h"
 
 #ifdef DTRAIN_WITH_MPI
@@ -156,6 +157,7 @@ void start_mpi_world(DistState& current, int* argc, char*** argv) {
 
   std::vector<std::string> hostnames = gather_hostnames(current.world_size);
   current.hostname = hostnames[current.rank];
+  profiler::set_process(current.rank, current.world_size);  // traces name their rank
   current.layout = node_layout(hostnames, current.rank);
 
   // dtrain's traffic on its own communicator, apart from any the program sends on MPI_COMM_WORLD.

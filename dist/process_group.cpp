@@ -1,14 +1,17 @@
 #include "dist/process_group.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <numeric>
 #include <tuple>
 
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/ops/factory.h"
+#include "core/profiler_recorder.h"
 #include "dist/collective_checker.h"
 #include "dist/cuda_communication.h"
+#include "dist/profiled_work.h"
 
 namespace dtrain::dist {
 namespace {
@@ -66,6 +69,16 @@ CollectiveCall describe(CollectiveKind kind, const Tensor& tensor) {
     call.numel = -1;
   }
   return call;
+}
+
+// Issues a collective inside a profiler event with its bytes; while a profile records, the Work
+// comes back wrapped so that its wait() is an event as well (dist/profiled_work.h).
+template <typename Issue>
+WorkHandle profiled(const char* name, const Tensor& buffer, Issue&& issue) {
+  if (!profiler::detail::recording()) [[likely]] return issue();
+  profiler::detail::Scope event(profiler::EventKind::Collective, name, {&buffer});
+  event.set_bytes(static_cast<int64_t>(buffer.nbytes()));
+  return profiled_work(issue(), name);
 }
 
 }  // namespace
@@ -131,7 +144,7 @@ WorkHandle ProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(tensor.device());
   if (tensor.numel() == 0) return completed_work();
-  return backend.all_reduce(tensor, op);
+  return profiled("all_reduce", tensor, [&] { return backend.all_reduce(tensor, op); });
 }
 
 WorkHandle ProcessGroup::broadcast(Tensor& tensor, int root) {
@@ -144,7 +157,7 @@ WorkHandle ProcessGroup::broadcast(Tensor& tensor, int root) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(tensor.device());
   if (tensor.numel() == 0) return completed_work();
-  return backend.broadcast(tensor, root);
+  return profiled("broadcast", tensor, [&] { return backend.broadcast(tensor, root); });
 }
 
 WorkHandle ProcessGroup::all_gather(const Tensor& input, Tensor& output) {
@@ -159,7 +172,7 @@ WorkHandle ProcessGroup::all_gather(const Tensor& input, Tensor& output) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(input.device());
   if (input.numel() == 0) return completed_work();
-  return backend.all_gather(input, output);
+  return profiled("all_gather", output, [&] { return backend.all_gather(input, output); });
 }
 
 WorkHandle ProcessGroup::reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op) {
@@ -177,13 +190,17 @@ WorkHandle ProcessGroup::reduce_scatter(const Tensor& input, Tensor& output, Red
   check_call(call, error);
   CommunicationBackend& backend = backend_for(input.device());
   if (output.numel() == 0) return completed_work();
-  return backend.reduce_scatter(input, output, op);
+  return profiled("reduce_scatter", input, [&] { return backend.reduce_scatter(input, output, op); });
 }
 
 WorkHandle ProcessGroup::barrier() {
   CollectiveCall call = describe(CollectiveKind::Barrier, Tensor());
   call.numel = 0;
   check_call(call, "");
+  // A group with a CUDA backend synchronises that too, first: its barrier raises when the backend
+  // can no longer be used (an NCCL communicator aborted by its watchdog), and waits for what is
+  // queued on it, so a failure there is never hidden behind a CPU barrier that succeeds.
+  if (CommunicationBackend* cuda = backends_[static_cast<int>(DeviceType::CUDA)].get()) cuda->barrier()->wait();
   return backend_for(Device::cpu()).barrier();
 }
 

@@ -79,6 +79,8 @@ class ProcessGroup {
   WorkHandle broadcast(Tensor& tensor, int root = 0);
   WorkHandle all_gather(const Tensor& input, Tensor& output);
   WorkHandle reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op = ReduceOp::Sum);
+  // Every rank of the group reaches it before any leaves. With a CUDA backend, that backend's
+  // barrier runs first (raising if it was aborted), then the CPU backend's.
   WorkHandle barrier();
 
   // A group of some of this group's ranks (given as group ranks, in the new group's order).

@@ -12,6 +12,7 @@
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
 #include "layers/init.h"
+#include "core/profiler_recorder.h"
 
 namespace dtrain {
 
@@ -33,7 +34,9 @@ bool fused_path_applies(const Tensor& x, const Tensor& weight, const Tensor& bia
 // through the kernel table; one autograd node either way.
 AddedAndNormalized fused_layer_norm(const Tensor& x, const Tensor& residual_in, const Tensor& weight_in,
                                     const Tensor& bias_in, int64_t size, double eps) {
-  const Tensor input = contiguous(x);
+  const char* op = residual_in.defined() ? "add_layer_norm" : "layer_norm";
+  profiler::detail::Scope profiled(profiler::EventKind::Op, op, {&x, &residual_in, &weight_in, &bias_in}, op);
+  const Tensor input = contiguous(x);  // a copy it makes is counted against this op
   const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
   const Tensor weight = weight_in.defined() ? contiguous(weight_in) : Tensor();
   const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();

@@ -1,9 +1,13 @@
 // CpuBackend::binary: arithmetic, comparisons and the fused activation backward helpers.
+#include <array>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/elementwise_loops.h"
 #include "core/cpu/fast_tanh.h"
+#include "core/integer_power.h"
 
 namespace dtrain::cpu {
 namespace {
@@ -30,7 +34,11 @@ void arithmetic(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) {
         return binary_loop<T, T>(a, b, out, [](C x, C y) { return x / y; });
       }
     case BinaryOp::Pow:
-      return binary_loop<T, T>(a, b, out, [](C x, C y) { return static_cast<C>(std::pow(x, y)); });
+      if constexpr (std::is_integral_v<C>) {
+        return binary_loop<T, T>(a, b, out, [](C x, C y) { return integer_power(x, y); });
+      } else {
+        return binary_loop<T, T>(a, b, out, [](C x, C y) { return static_cast<C>(std::pow(x, y)); });
+      }
     case BinaryOp::Maximum:
       return binary_loop<T, T>(a, b, out, [](C x, C y) { return (x != x || x > y) ? x : y; });  // NaN propagates
     case BinaryOp::Minimum:

@@ -1,6 +1,9 @@
 #pragma once
 // The CPU kernel table. Its methods are spread over one .cpp per kernel family
 // (binary_kernels.cpp, reduce_kernels.cpp, ...) so each translation unit stays small.
+#include <cstdint>
+#include <vector>
+
 #include "core/backend.h"
 
 namespace dtrain::cpu {
@@ -56,6 +59,11 @@ class CpuBackend final : public Backend {
   void linear(const Tensor& rows, const Tensor& weight, const Tensor& bias, LinearActivation activation, Tensor& out,
               Tensor& pre_activation) override {
     linear_from_kernels(*this, rows, weight, bias, activation, out, pre_activation);
+  }
+  void linear_backward(const Tensor& grad_out, const Tensor& rows, const Tensor& weight, const Tensor& pre_activation,
+                       LinearActivation activation, Tensor& grad_rows, Tensor& grad_weight, Tensor& grad_bias) override {
+    linear_backward_from_kernels(*this, grad_out, rows, weight, pre_activation, activation, grad_rows, grad_weight,
+                                 grad_bias);
   }
   // No convolution kernel of its own: layers/conv.cpp's composed im2col path is the CPU's.
   bool convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) override { return false; }

@@ -1,9 +1,12 @@
 // CpuBackend::unary: elementwise math on one tensor.
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/elementwise_loops.h"
 #include "core/cpu/fast_tanh.h"
+#include "core/integer_power.h"
 
 namespace dtrain::cpu {
 namespace {
@@ -58,7 +61,9 @@ void CpuBackend::unary(UnaryOp op, const Tensor& a, Tensor& out, double paramete
     } else if constexpr (std::is_floating_point_v<compute_t<T>>) {
       floating_ops<T>(op, a, out, parameter);
     } else if (op == UnaryOp::PowScalar) {
-      unary_loop<T, T>(a, out, [parameter](T x) { return static_cast<T>(std::pow(static_cast<double>(x), parameter)); });
+      // The op passes integer tensors integral exponents only (core/ops/unary.cpp).
+      const auto exponent = static_cast<int64_t>(parameter);
+      unary_loop<T, T>(a, out, [exponent](T x) { return static_cast<T>(integer_power<int64_t>(x, exponent)); });
     } else {
       signed_ops<T>(op, a, out);
     }

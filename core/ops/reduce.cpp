@@ -175,8 +175,9 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
   check_defined(x, "var", "x");
   check_floating(x, "var");
   std::vector<int64_t> reduced = reduced_dims(x, dims, "var");
-  // N - correction <= 0 gives inf or NaN, as torch.var (which only warns).
-  const double divisor = static_cast<double>(reduced_count(x.shape(), reduced) - correction);
+  // As torch.var (which only warns): the divisor is max(0, N - correction), so N - correction <= 0
+  // gives inf, or NaN where the sum of squares is 0 as well (always for an empty dim).
+  const double divisor = static_cast<double>(std::max<int64_t>(0, reduced_count(x.shape(), reduced) - correction));
   Tensor out, centre;
   {
     NoGradGuard no_grad;  // one node for the whole formula, recorded below

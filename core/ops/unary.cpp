@@ -145,6 +145,11 @@ Tensor cos(const Tensor& x) {
 Tensor pow(const Tensor& x, Scalar exponent) {
   check_defined(x, "pow", "x");
   if (x.dtype() == kBool) fail("pow: not defined for bool tensors");
+  if (exponent.is_integral() && exponent.to_int64() < 0 && !is_floating(x.dtype())) {
+    // As PyTorch: the result would be 0 for almost every base, which is never what was meant.
+    fail("pow: expected a non-negative exponent for an integer tensor (", x.dtype(), "), got ", exponent.to_int64(),
+         "; convert the tensor to a floating dtype first");
+  }
   Tensor input = (!exponent.is_integral() && !is_floating(x.dtype())) ? x.to(kFloat32) : x;
   double p = exponent.to_double();
   Tensor out = apply_unary(UnaryOp::PowScalar, input, p);

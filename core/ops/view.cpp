@@ -13,6 +13,7 @@
 
 namespace dtrain {
 
+#include "core/profiler_recorder.h"
 namespace internal {
 Tensor make_view(const Tensor& x, Shape shape, Strides strides, int64_t offset) {
   return Tensor(std::make_shared<TensorImpl>(x.storage(), std::move(shape), std::move(strides), offset, x.dtype()));
@@ -103,6 +104,7 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   return view(contiguous(x), target);
 }
 
+  profiler::detail::Scope profiled(profiler::EventKind::Op, "reshape", {&x});  // a reshape that copies
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   check_defined(x, "flatten", "x");
   if (x.dim() == 0) return reshape(x, Shape{1});
@@ -304,7 +306,9 @@ Tensor clone(const Tensor& x) {
 
 Tensor contiguous(const Tensor& x) {
   check_defined(x, "contiguous", "x");
-  return x.is_contiguous() ? x : clone(x);
+  if (x.is_contiguous()) return x;
+  profiler::detail::ContiguousCopyScope profiled(x);  // counted against the op that asked for it
+  return clone(x);
 }
 
 Tensor to_dtype(const Tensor& x, DType dtype) {

@@ -4,9 +4,13 @@
 // explicitly rounded (the __f*_rn / __d*_rn intrinsics), so nvcc fuses no multiply-add and a
 // float32 or float64 step rounds as the CPU's does. 16-bit parameters keep float32 state; with a
 // float32 master copy the step runs on the master and the parameter receives its rounded value.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/cuda_backend.h"
+#include "cuda/kernels/device_math.cuh"
 #include "cuda/kernels/element.cuh"
 #include "cuda/kernels/launch.cuh"
 
@@ -33,14 +37,10 @@ struct AdamCoefficients {
   bool l2, decoupled;
 };
 
-__device__ inline float mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ inline double mul(double a, double b) { return __dmul_rn(a, b); }
-__device__ inline float add(float a, float b) { return __fadd_rn(a, b); }
-__device__ inline double add(double a, double b) { return __dadd_rn(a, b); }
-__device__ inline float divide(float a, float b) { return __fdiv_rn(a, b); }
-__device__ inline double divide(double a, double b) { return __ddiv_rn(a, b); }
-__device__ inline float square_root(float a) { return __fsqrt_rn(a); }
-__device__ inline double square_root(double a) { return __dsqrt_rn(a); }
+using math::add_rn;
+using math::div_rn;
+using math::mul_rn;
+using math::sqrt_rn;
 
 // P: the parameter's stored type; S = compute_t<P>: the state's (and master's) type.
 template <typename P>
@@ -57,10 +57,10 @@ __global__ void adam_kernel(AdamPointers pointers, AdamCoefficients<compute_t<P>
   for (int64_t i = global_thread(); i < n; i += grid_stride()) {
     S g = Element<P>::load(grad[i]);
     S p = master != nullptr ? master[i] : Element<P>::load(param[i]);
-    if (c.l2) g = add(g, mul(p, c.weight_decay));
-    if (c.decoupled) p = mul(p, c.decay_factor);
-    const S m = add(mul(exp_avg[i], c.beta1), mul(g, c.one_minus_beta1));
-    const S v = add(mul(exp_avg_sq[i], c.beta2), mul(mul(g, g), c.one_minus_beta2));
+    if (c.l2) g = add_rn(g, mul_rn(p, c.weight_decay));
+    if (c.decoupled) p = mul_rn(p, c.decay_factor);
+    const S m = add_rn(mul_rn(exp_avg[i], c.beta1), mul_rn(g, c.one_minus_beta1));
+    const S v = add_rn(mul_rn(exp_avg_sq[i], c.beta2), mul_rn(mul_rn(g, g), c.one_minus_beta2));
     exp_avg[i] = m;
     exp_avg_sq[i] = v;
     S second_moment = v;
@@ -69,8 +69,8 @@ __global__ void adam_kernel(AdamPointers pointers, AdamCoefficients<compute_t<P>
       second_moment = previous < v ? v : previous;
       max_exp_avg_sq[i] = second_moment;
     }
-    const S denom = add(divide(square_root(second_moment), c.bias_correction2_sqrt), c.eps);
-    const S updated = add(p, mul(divide(m, denom), c.negative_step_size));
+    const S denom = add_rn(div_rn(sqrt_rn(second_moment), c.bias_correction2_sqrt), c.eps);
+    const S updated = add_rn(p, mul_rn(div_rn(m, denom), c.negative_step_size));
     if (master != nullptr) master[i] = updated;
     param[i] = Element<P>::store(updated);
   }

@@ -2,6 +2,10 @@
 // the same formulas as core/cpu/binary_kernels.cpp. The op is a kernel argument, not a template
 // parameter: the switch on it is uniform across a warp and costs nothing next to the memory
 // traffic, and it keeps the number of kernels (and nvcc's time) small.
+#include <type_traits>
+
+#include "core/integer_power.h"
+#include "core/profiler_recorder.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/device_math.cuh"
@@ -39,7 +43,7 @@ struct Arithmetic {
         }
         return x / y;
       case BinaryOp::Pow:
-        if constexpr (std::is_integral_v<C>) return static_cast<C>(math::pow(static_cast<double>(x), static_cast<double>(y)));
+        if constexpr (std::is_integral_v<C>) return integer_power(x, y);  // exact, as on the CPU
         else return math::pow(x, y);
       case BinaryOp::Maximum: return (x != x || x > y) ? x : y;  // NaN propagates
       case BinaryOp::Minimum: return (x != x || x < y) ? x : y;
@@ -105,6 +109,7 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& 
         map2<T, T, T>(context, out, a, b, Arithmetic<C>{op, static_cast<int*>(flag.data())}, "div");
         int division_by_zero = 0;
         DTRAIN_CUDA_CHECK(cudaMemcpyAsync(&division_by_zero, flag.data(), sizeof(int), cudaMemcpyDeviceToHost, context.stream));
+        profiler::detail::host_synchronization("integer division check");
         DTRAIN_CUDA_CHECK(cudaStreamSynchronize(context.stream));
         if (division_by_zero != 0) fail("div: integer division by zero");
       } else {

@@ -4,6 +4,7 @@
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/element.cuh"
+#include "core/profiler_recorder.h"
 #include "cuda/kernels/index_add_rows.h"
 #include "cuda/kernels/launch.cuh"
 
@@ -43,6 +44,7 @@ std::vector<int64_t> index_on_host(const Tensor& index, cudaStream_t stream) {
   DTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
   return std::vector<int64_t>(raw.begin(), raw.end());
 }
+  profiler::detail::host_synchronization("index_add rows: indices to the host");
 
 }  // namespace
 

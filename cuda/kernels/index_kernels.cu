@@ -6,6 +6,7 @@
 // for the kernel: index ops synchronise their stream.
 // The accumulating kernels give each thread one line along dim (lines never share an output
 // element) and add repeated indices in index order, so results are reproducible, as on the CPU.
+#include "core/profiler_recorder.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"
@@ -39,6 +40,7 @@ class IndexCheck {
     if (error.found != 0) fail(op, ": index ", error.position, " is out of bounds for dimension ", dim, " with size ", size);
   }
 
+    profiler::detail::host_synchronization("index bounds check");
  private:
   const LaunchContext& context_;
   ScratchBuffer buffer_;

@@ -6,6 +6,10 @@
 // mean, rstd and out are bit for bit those of layer_norm on sum. The weight and bias gradients sum
 // over rows in two fixed-order stages (column partials over chunks of rows, then the chunks in
 // order), so they are reproducible and need no atomics.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
@@ -91,8 +95,13 @@ __global__ void layer_norm_grad_input_kernel(const T* dy, const T* x, const T* w
     for (int64_t i = threadIdx.x; i < size; i += blockDim.x) {
       const C scaled = weight != nullptr ? load(g, i) * load(weight, i) : load(g, i);
       const C xhat = (load(in, i) - m) * r_std;
-      T value = Element<T>::store(r_std * (scaled - sum_scaled * inverse_size - xhat * sum_scaled_xhat * inverse_size));
-      if (residual_grad != nullptr) value = Element<T>::store(Element<T>::load(value) + load(residual_grad, i));
+      // Both roundings explicit: nvcc would otherwise fuse the last multiply with grad_sum's add
+      // into one FMA where T is float or double (Element<T>::store is then no rounding at all).
+      T value = Element<T>::store(
+          math::mul_rn(r_std, scaled - sum_scaled * inverse_size - xhat * sum_scaled_xhat * inverse_size));
+      if (residual_grad != nullptr) {
+        value = Element<T>::store(math::add_rn(Element<T>::load(value), load(residual_grad, i)));
+      }
       out[i] = value;
     }
   }

@@ -1,5 +1,9 @@
 // CudaBackend::unary (elementwise math on one tensor) and CudaBackend::where, with the formulas of
 // core/cpu/unary_kernels.cpp. As in binary_kernels.cu the op is a kernel argument.
+#include <cstdint>
+#include <type_traits>
+
+#include "core/integer_power.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/device_math.cuh"
 #include "cuda/kernels/elementwise.cuh"
@@ -24,7 +28,8 @@ struct UnaryMath {
       case UnaryOp::Relu: return x > C(0) ? x : C(0);
       case UnaryOp::PowScalar:
         if constexpr (std::is_integral_v<C>) {
-          return static_cast<C>(math::pow(static_cast<double>(x), parameter));
+          // Integral exponents only (core/ops/unary.cpp), computed exactly as on the CPU.
+          return static_cast<C>(integer_power<int64_t>(x, static_cast<int64_t>(parameter)));
         } else {
           if (parameter == 2.0) return x * x;
           return math::pow(x, static_cast<C>(parameter));

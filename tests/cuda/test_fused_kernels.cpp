@@ -7,7 +7,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/backend.h"
@@ -357,7 +361,7 @@ std::vector<double> train_tiny_model(DType dtype, int steps, int64_t positions =
 
 struct TinyRun {
   std::vector<double> losses;
-  std::vector<Tensor> parameters;  // after the last step, on the CPU
+  std::vector<Tensor> parameters;  // after the last step, on the device that trained them
 };
 
 // `steps` optim::AdamW steps (multi-tensor on CUDA) of the model in dtype on device.
@@ -375,7 +379,8 @@ TinyRun train_tiny_model_with_adamw(Device device, DType dtype, int steps) {
     optimizer.step();
     run.losses.push_back(loss.to(kFloat64).item());
   }
-  for (const Tensor& parameter : model->parameters()) run.parameters.push_back(parameter.detach().to(Device::cpu()));
+  // Left on their device: require_match takes the CUDA result first (and checks it is on CUDA).
+  for (const Tensor& parameter : model->parameters()) run.parameters.push_back(parameter.detach());
   return run;
 }
 

@@ -5,11 +5,16 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "dist/communication_thread.h"
+#include "dist/local_backend.h"
 #include "tests/dist/collective_test_support.h"
 
 // Inside dist's namespace: dist::ReduceOp, not core's kernel-table enum of the same name.
@@ -226,6 +231,42 @@ TEST_CASE("a group without a backend for a device says so", "[dist]") {
   ProcessGroup lonely({rank()}, 0);
   Tensor tensor = zeros({2});
   REQUIRE_THROWS_WITH(lonely.all_reduce(tensor), Contains("the group of 1 rank [") && Contains("has no communication backend for cpu tensors"));
+}
+
+namespace {
+
+// A CUDA backend stand-in: counts barriers, or raises as an NCCL communicator aborted by its
+// watchdog does.
+class BarrierCountingBackend final : public LocalBackend {
+ public:
+  explicit BarrierCountingBackend(bool aborted) : aborted_(aborted) {}
+  const char* name() const override { return "counting"; }
+  WorkHandle barrier() override {
+    if (aborted_) fail("NCCL all_gather(float32, 4 elements) over 1 ranks has not completed after 0.5 s");
+    ++barriers;
+    return completed_work();
+  }
+  int barriers = 0;
+
+ private:
+  bool aborted_;
+};
+
+}  // namespace
+
+TEST_CASE("barrier() also goes through a group's CUDA backend, so an aborted one raises there", "[dist]") {
+  ProcessGroup group({rank()}, 0);
+  group.set_backend(DeviceType::CPU, std::make_unique<LocalBackend>());
+  group.barrier()->wait();  // a CPU backend alone
+
+  auto healthy = std::make_unique<BarrierCountingBackend>(false);
+  BarrierCountingBackend* counting = healthy.get();
+  group.set_backend(DeviceType::CUDA, std::move(healthy));
+  group.barrier()->wait();
+  CHECK(counting->barriers == 1);
+
+  group.set_backend(DeviceType::CUDA, std::make_unique<BarrierCountingBackend>(true));
+  CHECK_THROWS_WITH(group.barrier(), Contains("has not completed after 0.5 s"));
 }
 
 TEST_CASE("the communication thread runs tasks in order and reports their errors", "[dist]") {

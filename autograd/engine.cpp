@@ -9,12 +9,12 @@
 #include "core/graph.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
+#include "core/profiler_recorder.h"
 
 namespace dtrain::autograd {
 namespace {
 
 struct ReadyOrder {  // newest node first: reverse order of creation
-#include "core/profiler_recorder.h"
   bool operator()(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) const {
     return a->sequence_nr() < b->sequence_nr();
   }
@@ -125,11 +125,6 @@ class GraphTask {
     return outputs;
   }
 
-  bool retain_graph_;
-  bool accumulate_;
-  std::unordered_map<Node*, int64_t> dependencies_;
-  std::unordered_map<Node*, GradientList> buffers_;
-  std::vector<Capture> captures_;
   // node.apply inside a backward event of the profiler (core/profiler.h) while one records.
   static GradientList apply_profiled(Node& node, GradientList&& inputs) {
     if (!profiler::detail::recording()) [[likely]] return node.apply(std::move(inputs));
@@ -138,6 +133,11 @@ class GraphTask {
     return node.apply(std::move(inputs));
   }
 
+  bool retain_graph_;
+  bool accumulate_;
+  std::unordered_map<Node*, int64_t> dependencies_;
+  std::unordered_map<Node*, GradientList> buffers_;
+  std::vector<Capture> captures_;
   std::vector<Tensor> captured_;
 
  public:

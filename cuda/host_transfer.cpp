@@ -13,8 +13,8 @@
 #include <mutex>
 
 #include "core/error.h"
-#include "cuda/check.h"
 #include "core/profiler_recorder.h"
+#include "cuda/check.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/stream.h"
 
@@ -52,8 +52,8 @@ class StagingRing {
 
   static void wait(StagingBuffer& buffer) {
     if (!buffer.in_use) return;
-    DTRAIN_CUDA_CHECK(cudaEventSynchronize(buffer.done));
     profiler::detail::host_synchronization("staging buffer reuse");
+    DTRAIN_CUDA_CHECK(cudaEventSynchronize(buffer.done));
     buffer.in_use = false;
   }
 
@@ -122,8 +122,8 @@ void CudaBackend::copy_to_host(const Tensor& source, Tensor& host_destination) {
   cudaStream_t stream = current_stream(device);
   const char* from = static_cast<const char*>(source.data());
   char* to = static_cast<char*>(host_destination.data());
-  if (nbytes <= kDirectTransferBytes) {
   profiler::detail::host_synchronization("copy_to_host");  // it returns once the bytes are here
+  if (nbytes <= kDirectTransferBytes) {
     DTRAIN_CUDA_CHECK(cudaMemcpyAsync(to, from, nbytes, cudaMemcpyDeviceToHost, stream));
     DTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
     return;

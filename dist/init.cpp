@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/profiler.h"
 #include "dist/collective_checker.h"
 #include "dist/local_backend.h"
 #include "dist/node_layout.h"
-#include "core/profiler.h"
 #include "dist/process_group.h"
 
 #ifdef DTRAIN_WITH_MPI
@@ -154,10 +154,10 @@ void start_mpi_world(DistState& current, int* argc, char*** argv) {
   check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &current.rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &current.world_size), "MPI_Comm_size");
   set_error_context(detail::concat("rank ", current.rank));
+  profiler::set_process(current.rank, current.world_size);  // traces name their rank
 
   std::vector<std::string> hostnames = gather_hostnames(current.world_size);
   current.hostname = hostnames[current.rank];
-  profiler::set_process(current.rank, current.world_size);  // traces name their rank
   current.layout = node_layout(hostnames, current.rank);
 
   // dtrain's traffic on its own communicator, apart from any the program sends on MPI_COMM_WORLD.

@@ -11,8 +11,8 @@
 #include "core/ops/reduce.h"
 #include "core/ops/unary.h"
 #include "core/ops/view.h"
-#include "layers/init.h"
 #include "core/profiler_recorder.h"
+#include "layers/init.h"
 
 namespace dtrain {
 

@@ -10,10 +10,10 @@
 #include "core/graph.h"
 #include "core/ops/factory.h"
 #include "core/ops/internal.h"
+#include "core/profiler_recorder.h"
 
 namespace dtrain {
 
-#include "core/profiler_recorder.h"
 namespace internal {
 Tensor make_view(const Tensor& x, Shape shape, Strides strides, int64_t offset) {
   return Tensor(std::make_shared<TensorImpl>(x.storage(), std::move(shape), std::move(strides), offset, x.dtype()));
@@ -101,10 +101,10 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   check_defined(x, "reshape", "x");
   Shape target = infer_size(shape, x.numel(), "reshape");
   if (view_strides(x.shape(), x.strides(), target)) return view(x, target);
+  profiler::detail::Scope profiled(profiler::EventKind::Op, "reshape", {&x});  // a reshape that copies
   return view(contiguous(x), target);
 }
 
-  profiler::detail::Scope profiled(profiler::EventKind::Op, "reshape", {&x});  // a reshape that copies
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   check_defined(x, "flatten", "x");
   if (x.dim() == 0) return reshape(x, Shape{1});

@@ -1,10 +1,10 @@
 // The sorted-rows index_add (cuda/kernels/index_add_rows.h).
 #include <vector>
 
+#include "core/profiler_recorder.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/element.cuh"
-#include "core/profiler_recorder.h"
 #include "cuda/kernels/index_add_rows.h"
 #include "cuda/kernels/launch.cuh"
 
@@ -41,10 +41,10 @@ std::vector<int64_t> index_on_host(const Tensor& index, cudaStream_t stream) {
   const int64_t stride = index.dim() == 0 ? 1 : index.stride(0);
   DTRAIN_CUDA_CHECK(cudaMemcpy2DAsync(raw.data(), sizeof(I), index.data(), static_cast<size_t>(stride) * sizeof(I),
                                       sizeof(I), static_cast<size_t>(count), cudaMemcpyDeviceToHost, stream));
+  profiler::detail::host_synchronization("index_add rows: indices to the host");
   DTRAIN_CUDA_CHECK(cudaStreamSynchronize(stream));
   return std::vector<int64_t>(raw.begin(), raw.end());
 }
-  profiler::detail::host_synchronization("index_add rows: indices to the host");
 
 }  // namespace
 

@@ -36,11 +36,11 @@ class IndexCheck {
   void finish(const char* op, int64_t dim, int64_t size) {
     IndexError error{};
     DTRAIN_CUDA_CHECK(cudaMemcpyAsync(&error, buffer_.data(), sizeof(error), cudaMemcpyDeviceToHost, context_.stream));
+    profiler::detail::host_synchronization("index bounds check");
     DTRAIN_CUDA_CHECK(cudaStreamSynchronize(context_.stream));
     if (error.found != 0) fail(op, ": index ", error.position, " is out of bounds for dimension ", dim, " with size ", size);
   }
 
-    profiler::detail::host_synchronization("index bounds check");
  private:
   const LaunchContext& context_;
   ScratchBuffer buffer_;

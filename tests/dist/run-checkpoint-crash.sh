@@ -13,15 +13,16 @@
 #            whole, and no temporary left once the next save ran.
 #   kill     one rank of a training job under mpirun SIGKILLed mid-step: the whole job must end
 #            within 15 s.
-#   random   a job saving every step (ZeRO stage 2) SIGKILLed (a random rank, at a random moment
-#            after its first save) ITERATIONS times in a row, each resuming from the last: every
-#            time the directory must load, at a step no earlier than before.
+#   random   a job saving every step (ZeRO stage 2) SIGKILLed (a random rank; alternately at a
+#            random moment after its first save and as soon as a save's temporary file shows)
+#            ITERATIONS times in a row, each resuming from the last: every time the directory must
+#            load, at a step no earlier than before.
 #
 #   run-checkpoint-crash.sh sharded|single|kill|random NP GPT CONSOLIDATE [ITERATIONS]
 #   environment: MPIEXEC (default mpirun); the ranks run one OpenMP thread each
 set -u
 if [ $# -lt 4 ]; then
-  sed -n '2,23p' "$0"
+  sed -n '2,22p' "$0"
   exit 2
 fi
 mode=$1 np=$2 gpt=$3 consolidate=$4 iterations=${5:-5}
@@ -220,7 +221,7 @@ kill)
   ;;
 random)
   ck=$scratch/ck
-  step=0 i=1
+  step=0 i=1 interrupted=0
   while [ "$i" -le "$iterations" ]; do
     resume=""
     [ "$step" -eq 0 ] || resume="--resume $ck"
@@ -236,8 +237,20 @@ random)
       waited=$((waited + 1))
       [ "$waited" -lt 600 ] || { kill -9 "$job"; fail "no save within 60 s: $(cat "$scratch/out")"; }
     done
-    delay=$(awk -v seed="$$$i" 'BEGIN { srand(seed); printf "%.2f", rand() * 1.5 }')
-    sleep "$delay"
+    if [ $((i % 2)) -eq 1 ]; then
+      delay=$(awk -v seed="$$$i" 'BEGIN { srand(seed); printf "%.2f", rand() * 1.5 }')
+      sleep "$delay"
+      moment="${delay}s after a save"
+    else
+      # As soon as a save's temporary file shows (a shard or the index being written).
+      waited=0
+      until ls "$ck" | grep -q '\.tmp\.'; do
+        sleep 0.01
+        waited=$((waited + 1))
+        [ "$waited" -lt 3000 ] || { kill -9 "$job"; fail "no temporary file seen within 30 s"; }
+      done
+      moment="while a save was writing"
+    fi
     ranks=$(pgrep -P "$job")
     victim=$(echo "$ranks" | awk -v seed="$i$$" 'BEGIN { srand(seed) } { line[NR] = $0 }
                                                   END { print line[int(rand() * NR) + 1] }')
@@ -254,15 +267,17 @@ random)
     extra=$(($(ls "$ck" | wc -l) - np - 1))
     loaded=$(sharded_step "$ck")
     [ "$loaded" -ge "$step" ] && [ "$loaded" -ge 1 ] || fail "iteration $i: step $loaded loads, after step $step before"
-    echo "iteration $i: a rank killed ${delay}s after a save ($extra files of an interrupted save left);" \
+    echo "iteration $i: a rank killed $moment ($extra files of an interrupted save left);" \
          "step $loaded loads (was $step)"
+    [ "$extra" -eq 0 ] || interrupted=$((interrupted + 1))
     step=$loaded
     i=$((i + 1))
   done
-  echo "random: $iterations kills at random moments of a job saving every step, every one left a loadable checkpoint"
+  echo "random: $iterations kills at random moments of a job saving every step ($interrupted of them interrupted" \
+       "a save), every one left a loadable checkpoint"
   ;;
 *)
-  sed -n '2,23p' "$0"
+  sed -n '2,22p' "$0"
   exit 2
   ;;
 esac

@@ -23,6 +23,8 @@
 namespace dtrain::cuda {
 namespace {
 
+// Kernels take the plan and geometry as __grid_constant__: the lambdas and helpers below take them
+// by reference, which would otherwise copy them (hundreds of bytes) into every thread's local memory.
 struct ReduceGeometry {
   OffsetPlan<2> outputs;  // operands: out, the input at each output's row start
   OffsetPlan<1> reduced;  // the input's reduced dims, from any row start
@@ -40,17 +42,23 @@ __device__ inline int64_t reduced_offset(const OffsetPlan<1>& plan, int64_t r) {
   return offset[0];
 }
 
-template <typename T, typename A>
-__device__ inline A load_as(const char* address) {
-  return static_cast<A>(Element<T>::load(*reinterpret_cast<const T*>(address)));
+template <typename T>
+__device__ inline T load_stored(const char* address) {
+  return *reinterpret_cast<const T*>(address);
 }
 
-template <typename T, typename A, int V>
-__device__ inline void load_vector(const char* address, A (&values)[V]) {
+template <typename T, int V>
+__device__ inline void load_vector(const char* address, T (&values)[V]) {
   const Pack<T, V> pack = *reinterpret_cast<const Pack<T, V>*>(address);
 #pragma unroll
-  for (int v = 0; v < V; ++v) values[v] = static_cast<A>(Element<T>::load(pack.values[v]));
+  for (int v = 0; v < V; ++v) values[v] = pack.values[v];
 }
+
+// A stored element as the accumulator type (16-bit floats through float).
+template <typename T, typename A>
+struct ToAccumulator {
+  __device__ A operator()(T value) const { return static_cast<A>(Element<T>::load(value)); }
+};
 
 template <typename Out, typename A>
 __device__ inline void write_result(char* out, A value, bool mean, int64_t reduced_count) {
@@ -70,7 +78,8 @@ __device__ inline A warp_tree(A total) {
 // Rows: one warp per (output, chunk) piece. partials: [outputs][chunks], or null to write out.
 template <typename T, typename Out, typename A, typename Op>
 __global__ void __launch_bounds__(kReduceThreads)
-    reduce_rows(ReducePlan plan, ReduceGeometry geometry, char* out, const char* input, A* partials, bool mean) {
+    reduce_rows(const __grid_constant__ ReducePlan plan, const __grid_constant__ ReduceGeometry geometry, char* out,
+                const char* input, A* partials, bool mean) {
   constexpr int V = kVector<T>;
   const int lane = threadIdx.x % kWarpSize;
   const int64_t stride = geometry.reduced.ndim == 1 ? geometry.reduced.strides[0][0] : 0;
@@ -80,25 +89,26 @@ __global__ void __launch_bounds__(kReduceThreads)
     int64_t offsets[2];
     geometry.outputs.offsets(output, offsets);
     const char* row = input + offsets[1];
-    auto load_group = [&](int64_t group, A (&values)[V]) {
+    auto load_group = [&](int64_t group, T (&values)[V]) {
       const int64_t first = group_element_begin(plan, group);
       const int count = static_cast<int>(group_element_end(plan, group) - first);
       if (geometry.vector_loads && count == V) {
-        load_vector<T, A, V>(row + first * static_cast<int64_t>(sizeof(T)), values);
+        load_vector<T, V>(row + first * static_cast<int64_t>(sizeof(T)), values);
       } else if (stride != 0) {
 #pragma unroll
         for (int v = 0; v < V; ++v) {
-          if (v < count) values[v] = load_as<T, A>(row + (first + v) * stride);
+          if (v < count) values[v] = load_stored<T>(row + (first + v) * stride);
         }
       } else {
 #pragma unroll
         for (int v = 0; v < V; ++v) {
-          if (v < count) values[v] = load_as<T, A>(row + reduced_offset(geometry.reduced, first + v));
+          if (v < count) values[v] = load_stored<T>(row + reduced_offset(geometry.reduced, first + v));
         }
       }
       return count;
     };
-    const A total = warp_tree<Op>(row_lane_total<V, A, Op>(plan, chunk, lane, load_group));
+    const A total =
+        warp_tree<Op>(row_lane_total<V, A, Op, kWarpSize, T>(plan, chunk, lane, load_group, ToAccumulator<T, A>()));
     if (lane == 0) {
       if (partials != nullptr) partials[output * plan.chunks + chunk] = total;
       else write_result<Out>(out + offsets[0], total, mean, plan.reduced);
@@ -109,7 +119,8 @@ __global__ void __launch_bounds__(kReduceThreads)
 // Rows, second pass: each output's chunk partials, a block per output, in the planned order.
 template <typename Out, typename A, typename Op>
 __global__ void __launch_bounds__(kReduceThreads)
-    fold_row_partials(ReducePlan fold, OffsetPlan<2> outputs, char* out, const A* partials, bool mean, int64_t reduced_count) {
+    fold_row_partials(const __grid_constant__ ReducePlan fold, const __grid_constant__ OffsetPlan<2> outputs, char* out,
+                      const A* partials, bool mean, int64_t reduced_count) {
   __shared__ A warp_totals[kRowWarpsPerBlock];
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   for (int64_t output = blockIdx.x; output < fold.outputs; output += gridDim.x) {
@@ -118,7 +129,8 @@ __global__ void __launch_bounds__(kReduceThreads)
       values[0] = row[chunk];
       return 1;
     };
-    const A total = warp_tree<Op>(row_lane_total<1, A, Op, kReduceThreads>(fold, 0, threadIdx.x, load_partial));
+    const A total = warp_tree<Op>(
+        row_lane_total<1, A, Op, kReduceThreads, A>(fold, 0, threadIdx.x, load_partial, ToAccumulator<A, A>()));
     __syncthreads();  // warp_totals may still be read for the previous output
     if (lane == 0) warp_totals[warp] = total;
     __syncthreads();
@@ -134,9 +146,11 @@ __global__ void __launch_bounds__(kReduceThreads)
 
 // Columns: blockDim (32, kColumnLanes); thread x owns output group blockIdx.x * 32 + x, lane y walks
 // rows of chunk blockIdx.y. partials: [chunks][outputs], or null to write out.
+// At least 3 blocks per SM (at most 85 registers): the loads in flight per SM are what set the speed.
 template <typename T, typename Out, typename A, typename Op>
-__global__ void __launch_bounds__(kReduceThreads)
-    reduce_columns(ReducePlan plan, ReduceGeometry geometry, char* out, const char* input, A* partials, bool mean) {
+__global__ void __launch_bounds__(kReduceThreads, 3)
+    reduce_columns(const __grid_constant__ ReducePlan plan, const __grid_constant__ ReduceGeometry geometry, char* out,
+                   const char* input, A* partials, bool mean) {
   constexpr int V = kVector<T>;
   __shared__ A lane_totals[kColumnLanes][kWarpSize][V];
   const int64_t group = static_cast<int64_t>(blockIdx.x) * kWarpSize + threadIdx.x;
@@ -144,26 +158,25 @@ __global__ void __launch_bounds__(kReduceThreads)
   const bool active = group < plan.groups;
   const int64_t first = output_group_begin(plan, group);
   const int count = active ? static_cast<int>(output_group_end(plan, group) - first) : 0;
-  int64_t out_offsets[V], starts[V];  // each output's place in out and where its row starts
+  int64_t starts[V];  // where each output's row starts (the vector path reads starts[0] only)
 #pragma unroll
   for (int v = 0; v < V; ++v) {
     int64_t offsets[2] = {0, 0};
     if (v < count) geometry.outputs.offsets(first + v, offsets);
-    out_offsets[v] = offsets[0];
     starts[v] = offsets[1];
   }
   A totals[V];
   if (active) {
-    auto load_row = [&](int64_t r, A (&values)[V]) {
+    auto load_row = [&](int64_t r, T (&values)[V]) {
       const int64_t step = reduced_offset(geometry.reduced, r);
       if (geometry.vector_loads && count == V) {
-        load_vector<T, A, V>(input + starts[0] + step, values);
+        load_vector<T, V>(input + starts[0] + step, values);
       } else {
 #pragma unroll
-        for (int v = 0; v < V; ++v) values[v] = v < count ? load_as<T, A>(input + starts[v] + step) : Op::template identity<A>();
+        for (int v = 0; v < V; ++v) values[v] = v < count ? load_stored<T>(input + starts[v] + step) : T{};
       }
     };
-    column_lane_totals<V, A, Op>(plan, chunk, threadIdx.y, load_row, totals);
+    column_lane_totals<V, A, Op, T>(plan, chunk, threadIdx.y, load_row, ToAccumulator<T, A>(), totals);
   }
 #pragma unroll
   for (int v = 0; v < V; ++v) lane_totals[threadIdx.y][threadIdx.x][v] = active ? totals[v] : Op::template identity<A>();
@@ -174,14 +187,20 @@ __global__ void __launch_bounds__(kReduceThreads)
     if (v >= count) break;
     A total = lane_totals[0][threadIdx.x][v];
     for (int lane = 1; lane < kColumnLanes; ++lane) total = Op::combine(total, lane_totals[lane][threadIdx.x][v]);
-    if (partials != nullptr) partials[chunk * plan.outputs + first + v] = total;
-    else write_result<Out>(out + out_offsets[v], total, mean, plan.reduced);
+    if (partials != nullptr) {
+      partials[chunk * plan.outputs + first + v] = total;
+    } else {
+      int64_t offsets[2];
+      geometry.outputs.offsets(first + v, offsets);
+      write_result<Out>(out + offsets[0], total, mean, plan.reduced);
+    }
   }
 }
 
 // Columns, second pass: each output's chunk partials in chunk order.
 template <typename Out, typename A, typename Op>
-__global__ void fold_column_partials(ReducePlan plan, OffsetPlan<2> outputs, char* out, const A* partials, bool mean) {
+__global__ void fold_column_partials(const __grid_constant__ ReducePlan plan, const __grid_constant__ OffsetPlan<2> outputs,
+                                     char* out, const A* partials, bool mean) {
   for (int64_t output = global_thread(); output < plan.outputs; output += grid_stride()) {
     A total = partials[output];
     for (int64_t chunk = 1; chunk < plan.chunks; ++chunk) total = Op::combine(total, partials[chunk * plan.outputs + output]);

@@ -99,8 +99,10 @@ DTRAIN_HOST_DEVICE inline int64_t output_group_end(const ReducePlan& plan, int64
 
 // The combining order itself, shared by the kernels and the host tests. Op is a combine rule with
 // `identity<A>()` and `combine(total, value)` (cuda/kernels/block_reduce.cuh, core/cpu/lane_accumulator.h).
-// The loops load four steps ahead of combining (several loads in flight per thread); the order of
-// the combines is the plain order either way.
+// The loops load four steps ahead of combining (several loads in flight per thread), keeping the
+// loaded values in their stored type S (a bf16 group is 4 registers, as doubles it would be 16)
+// and converting each with to_accumulator(S) -> A as it is combined; the order of the combines is
+// the plain order either way.
 
 // Rows: lane `lane`'s total over chunk `chunk` of one output: its groups g = begin + lane,
 // + Lanes, ... in order, each group's elements in order. load_group(g, values) stores group g's
@@ -109,13 +111,14 @@ DTRAIN_HOST_DEVICE inline int64_t output_group_end(const ReducePlan& plan, int64
 #if defined(__CUDACC__)
 #pragma nv_exec_check_disable
 #endif
-template <int V, typename A, typename Op, int Lanes = kWarpSize, typename LoadGroup>
-DTRAIN_HOST_DEVICE A row_lane_total(const ReducePlan& plan, int64_t chunk, int lane, const LoadGroup& load_group) {
+template <int V, typename A, typename Op, int Lanes, typename S, typename LoadGroup, typename Convert>
+DTRAIN_HOST_DEVICE A row_lane_total(const ReducePlan& plan, int64_t chunk, int lane, const LoadGroup& load_group,
+                                    const Convert& to_accumulator) {
   A total = Op::template identity<A>();
   const int64_t end = row_chunk_group_begin(plan, chunk + 1);
   int64_t group = row_chunk_group_begin(plan, chunk) + lane;
   for (; group + 3 * Lanes < end; group += 4 * Lanes) {
-    A values[4][V];
+    S values[4][V];
     int counts[4];
     DTRAIN_REDUCE_UNROLL
     for (int u = 0; u < 4; ++u) counts[u] = load_group(group + u * Lanes, values[u]);
@@ -123,16 +126,16 @@ DTRAIN_HOST_DEVICE A row_lane_total(const ReducePlan& plan, int64_t chunk, int l
     for (int u = 0; u < 4; ++u) {
       DTRAIN_REDUCE_UNROLL  // a constant bound keeps values in registers
       for (int v = 0; v < V; ++v) {
-        if (v < counts[u]) total = Op::combine(total, values[u][v]);
+        if (v < counts[u]) total = Op::combine(total, to_accumulator(values[u][v]));
       }
     }
   }
   for (; group < end; group += Lanes) {
-    A values[V];
+    S values[V];
     const int count = load_group(group, values);
     DTRAIN_REDUCE_UNROLL
     for (int v = 0; v < V; ++v) {
-      if (v < count) total = Op::combine(total, values[v]);
+      if (v < count) total = Op::combine(total, to_accumulator(values[v]));
     }
   }
   return total;
@@ -144,33 +147,33 @@ DTRAIN_HOST_DEVICE A row_lane_total(const ReducePlan& plan, int64_t chunk, int l
 inline constexpr int kWarpTreeFirstOffset = kWarpSize / 2;
 
 // Columns: lane `lane`'s totals over chunk `chunk` for one output group: rows begin + lane,
-// + kColumnLanes, ... in order. load_row(r, values) stores the group's V elements of row r
-// (identity where the group has fewer outputs).
+// + kColumnLanes, ... in order. load_row(r, values) stores the group's V elements of row r (any
+// value where the group has fewer outputs: those totals are never used).
 #if defined(__CUDACC__)
 #pragma nv_exec_check_disable
 #endif
-template <int V, typename A, typename Op, typename LoadRow>
+template <int V, typename A, typename Op, typename S, typename LoadRow, typename Convert>
 DTRAIN_HOST_DEVICE void column_lane_totals(const ReducePlan& plan, int64_t chunk, int lane, const LoadRow& load_row,
-                                           A (&totals)[V]) {
+                                           const Convert& to_accumulator, A (&totals)[V]) {
   DTRAIN_REDUCE_UNROLL
   for (int v = 0; v < V; ++v) totals[v] = Op::template identity<A>();
   const int64_t end = column_chunk_row_begin(plan, chunk + 1);
   int64_t row = column_chunk_row_begin(plan, chunk) + lane;
   for (; row + 3 * kColumnLanes < end; row += 4 * kColumnLanes) {
-    A values[4][V];
+    S values[4][V];
     DTRAIN_REDUCE_UNROLL
     for (int u = 0; u < 4; ++u) load_row(row + u * kColumnLanes, values[u]);
     DTRAIN_REDUCE_UNROLL
     for (int u = 0; u < 4; ++u) {
       DTRAIN_REDUCE_UNROLL
-      for (int v = 0; v < V; ++v) totals[v] = Op::combine(totals[v], values[u][v]);
+      for (int v = 0; v < V; ++v) totals[v] = Op::combine(totals[v], to_accumulator(values[u][v]));
     }
   }
   for (; row < end; row += kColumnLanes) {
-    A values[V];
+    S values[V];
     load_row(row, values);
     DTRAIN_REDUCE_UNROLL
-    for (int v = 0; v < V; ++v) totals[v] = Op::combine(totals[v], values[v]);
+    for (int v = 0; v < V; ++v) totals[v] = Op::combine(totals[v], to_accumulator(values[v]));
   }
 }
 // Columns: a block's lane totals fold in lane order 0, 1, ..., kColumnLanes - 1; then (chunks > 1)

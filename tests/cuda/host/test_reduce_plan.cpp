@@ -28,6 +28,9 @@ constexpr int64_t kH200Sms = 132;
 using ValueAt = std::function<double(int64_t output, int64_t element)>;
 using Sum = cpu::SumCombine;
 
+// The emulation's values are already doubles: stored type and accumulator are one.
+double as_double(double value) { return value; }
+
 // Runs body(0), ..., body(count - 1) on `threads` host threads that take indices as they free up.
 void run_pieces(int64_t count, int threads, const std::function<void(int64_t)>& body) {
   std::atomic<int64_t> next{0};
@@ -61,7 +64,7 @@ std::vector<double> emulate_rows(const ReducePlan& plan, const ValueAt& value, i
         for (int v = 0; v < count; ++v) values[v] = value(output, first + v);
         return count;
       };
-      lanes[lane] = row_lane_total<8, double, Sum>(plan, chunk, lane, load_group);
+      lanes[lane] = row_lane_total<8, double, Sum, kWarpSize, double>(plan, chunk, lane, load_group, as_double);
     }
     partials[output * plan.chunks + chunk] = warp_tree(lanes);
   });
@@ -78,7 +81,8 @@ std::vector<double> emulate_rows(const ReducePlan& plan, const ValueAt& value, i
           values[0] = partials[output * plan.chunks + chunk];
           return 1;
         };
-        lanes[lane] = row_lane_total<1, double, Sum, kReduceThreads>(fold, 0, warp * kWarpSize + lane, load_partial);
+        lanes[lane] =
+            row_lane_total<1, double, Sum, kReduceThreads, double>(fold, 0, warp * kWarpSize + lane, load_partial, as_double);
       }
       warp_totals.push_back(warp_tree(lanes));
     }
@@ -103,7 +107,7 @@ std::vector<double> emulate_columns(const ReducePlan& plan, const ValueAt& value
         auto load_row = [&](int64_t row, double (&values)[8]) {
           for (int v = 0; v < 8; ++v) values[v] = first + v < last ? value(first + v, row) : 0.0;
         };
-        column_lane_totals<8, double, Sum>(plan, chunk, lane, load_row, lane_totals[lane]);
+        column_lane_totals<8, double, Sum, double>(plan, chunk, lane, load_row, as_double, lane_totals[lane]);
       }
       for (int64_t output = first; output < last; ++output) {
         double total = lane_totals[0][output - first];

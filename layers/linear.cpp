@@ -58,18 +58,23 @@ Tensor linear_node(const Tensor& input, const Tensor& weight, const Tensor& bias
     SavedTensor saved_rows(need_weight ? rows : Tensor()), saved_weight(need_input ? weight : Tensor());
     SavedTensor saved_pre_activation(pre_activation);
     record(op, {rows, weight, bias}, {output}, [=](const GradientList& g) {
-      Tensor grad_output = g[0];
-      if (activation == LinearActivation::GeluTanh) {
-        const Tensor pre = saved_pre_activation.unpack(op);
-        Tensor grad_pre = empty(pre.shape(), {.dtype = pre.dtype(), .device = pre.device()});
-        backend_for(pre.device()).binary(BinaryOp::GeluTanhBackward, pre, expand(grad_output, pre.shape()), grad_pre);
-        grad_output = grad_pre;
+      // One kernel-table call: dx = dy' W, dW = dy'^T x (made [out, in] directly, so the weight's
+      // gradient needs no transposed copy), db = column sums of dy', where dy' is dy through the
+      // activation's gradient at the saved pre-activation value.
+      const Tensor& grad_output = g[0];
+      const Tensor pre = activation == LinearActivation::None ? Tensor() : saved_pre_activation.unpack(op);
+      const Tensor saved_input = need_weight ? saved_rows.unpack(op) : Tensor();
+      const Tensor saved_w = need_input ? saved_weight.unpack(op) : Tensor();
+      const TensorOptions like{.dtype = grad_output.dtype(), .device = grad_output.device()};
+      Tensor grad_rows = need_input ? empty({grad_output.size(0), saved_w.size(1)}, like) : Tensor();
+      Tensor grad_weight = need_weight ? empty({grad_output.size(1), saved_input.size(1)}, like) : Tensor();
+      Tensor grad_bias = need_bias ? empty({grad_output.size(1)}, like) : Tensor();
+      {
+        NoGradGuard no_grad;
+        backend_for(grad_output.device())
+            .linear_backward(grad_output.contiguous(), saved_input, saved_w, pre, activation, grad_rows, grad_weight,
+                             grad_bias);
       }
-      // dx = dy W, dW = dy^T x (made [out, in] directly, so the weight's gradient needs no
-      // transposed copy), db = column sums of dy.
-      Tensor grad_rows = need_input ? matmul(grad_output, saved_weight.unpack(op)) : Tensor();
-      Tensor grad_weight = need_weight ? matmul(transpose(grad_output, 0, 1), saved_rows.unpack(op)) : Tensor();
-      Tensor grad_bias = need_bias ? sum(grad_output, {0}) : Tensor();
       return GradientList{grad_rows, grad_weight, grad_bias};
     });
   }
@@ -91,8 +96,8 @@ Tensor linear_gelu(const Tensor& input, const Tensor& weight, const Tensor& bias
   return linear_node(input, weight, bias, LinearActivation::GeluTanh, "linear_gelu");
 }
 
-Linear::Linear(int64_t in_features, int64_t out_features, bool bias)
-    : Module("Linear"), in_features_(in_features), out_features_(out_features) {
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, std::optional<GeluApproximation> gelu)
+    : Module("Linear"), in_features_(in_features), out_features_(out_features), gelu_(gelu) {
   if (in_features <= 0 || out_features <= 0) {
     fail("Linear: expected positive sizes, got in_features ", in_features, " and out_features ", out_features);
   }
@@ -113,6 +118,8 @@ Linear::Linear(const Tensor& shared_weight) : Module("Linear") {
 
 std::shared_ptr<Linear> Linear::tied(const Tensor& weight) { return std::shared_ptr<Linear>(new Linear(weight)); }
 
-Tensor Linear::forward(const Tensor& input) { return linear(input, weight_, bias_); }
+Tensor Linear::forward(const Tensor& input) {
+  return gelu_ ? linear_gelu(input, weight_, bias_, *gelu_) : linear(input, weight_, bias_);
+}
 
 }  // namespace dtrain

@@ -1,9 +1,14 @@
 #include "autograd/engine.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "core/grad_mode.h"
 #include "core/graph.h"

@@ -6,6 +6,7 @@
 // before its last DMA has finished (the buffer's event says when it may be reused). A
 // device-to-host copy returns once the bytes are in the host tensor. Small transfers go straight
 // through cudaMemcpyAsync, which stages them itself.
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>

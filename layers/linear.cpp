@@ -1,5 +1,7 @@
 #include "layers/linear.h"
 
+#include <string>
+
 #include "core/backend.h"
 #include "core/grad_mode.h"
 #include "core/graph.h"

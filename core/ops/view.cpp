@@ -2,6 +2,9 @@
 #include "core/ops/view.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <numeric>
 #include <optional>
 

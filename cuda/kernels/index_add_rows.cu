@@ -1,4 +1,7 @@
 // The sorted-rows index_add (cuda/kernels/index_add_rows.h).
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/profiler_recorder.h"

@@ -6,6 +6,10 @@
 // for the kernel: index ops synchronise their stream.
 // The accumulating kernels give each thread one line along dim (lines never share an output
 // element) and add repeated indices in index order, so results are reproducible, as on the CPU.
+#include <cstdint>
+#include <memory>
+#include <utility>
+
 #include "core/profiler_recorder.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"

@@ -1,5 +1,8 @@
 // CausalSelfAttention, MLP and TransformerBlock.
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "tests/layers/layer_test_helpers.h"

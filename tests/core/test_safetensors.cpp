@@ -61,7 +61,8 @@ std::string safetensors_bytes(std::string header, const std::string& buffer) {
 
 // The reference test file, written by Python's safetensors (tests/data/make_reference_safetensors.py).
 std::filesystem::path reference_file() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "reference.safetensors";
+  // From the build (tests/CMakeLists.txt): __FILE__ is relative where ccache's base_dir is set.
+  return std::filesystem::path(DTRAIN_TEST_DATA_DIR) / "reference.safetensors";
 }
 
 // The same tensors as the reference file holds, made in dtrain.

@@ -8,15 +8,8 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "core/host_device.h"
 #include "core/tensor.h"
-
-#ifndef DTRAIN_HOST_DEVICE
-#if defined(__CUDACC__)
-#define DTRAIN_HOST_DEVICE __host__ __device__
-#else
-#define DTRAIN_HOST_DEVICE
-#endif
-#endif
 
 namespace dtrain::cuda {
 

@@ -20,13 +20,7 @@
 // warp totals in order; columns: in chunk order).
 #include <cstdint>
 
-#ifndef DTRAIN_HOST_DEVICE
-#if defined(__CUDACC__)
-#define DTRAIN_HOST_DEVICE __host__ __device__
-#else
-#define DTRAIN_HOST_DEVICE
-#endif
-#endif
+#include "core/host_device.h"
 
 // Loop unrolling in device code; a host compiler (nvcc's host pass too) would warn about the pragma.
 #if defined(__CUDA_ARCH__)

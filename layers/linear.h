@@ -39,6 +39,10 @@ class Linear : public Module {
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
   const std::optional<GeluApproximation>& gelu() const { return gelu_; }
+  // The GELU applied to the output: the one setting its parameters do not show.
+  ModuleSettings describe() const override {
+    return {{"activation", !gelu_ ? "none" : *gelu_ == GeluApproximation::Tanh ? "gelu tanh" : "gelu"}};
+  }
 
  protected:
   Tensor forward(const Tensor& input) override;

@@ -176,3 +176,10 @@ TEST_CASE("Linear::tied computes with another module's weight, which is listed a
   }
   CHECK_THROWS_WITH(Linear::tied(zeros({3})), Contains("expected a defined 2-d weight [out, in], got [3]"));
 }
+
+TEST_CASE("Linear describes its activation, which its parameter shapes do not show") {
+  using Settings = ModuleSettings;
+  CHECK(Linear(4, 5).describe() == Settings{{"activation", "none"}});
+  CHECK(Linear(4, 5, false, GeluApproximation::Tanh).describe() == Settings{{"activation", "gelu tanh"}});
+  CHECK(Linear(4, 5, true, GeluApproximation::None).describe() == Settings{{"activation", "gelu"}});
+}

@@ -97,6 +97,29 @@ size_t first_difference(const std::vector<std::string>& a, const std::vector<std
   return index;
 }
 
+// The lowest rank whose lines differ from rank 0's, both lists, and the first position where.
+struct LineDisagreement {
+  std::vector<std::string> reference;  // rank 0's
+  std::vector<std::string> other;      // rank's
+  int rank = 0;
+  size_t index = 0;
+};
+
+// None when every rank passed the same lines. Raises `impossible` when the fingerprints differ
+// but the lines do not (a hash collision cannot make equal lines differ; say so rather than pass).
+std::optional<LineDisagreement> first_disagreement(ProcessGroup& group, const std::vector<std::string>& lines,
+                                                   const char* who, const char* impossible) {
+  auto all = lines_unless_all_agree(group, lines);
+  if (!all) return std::nullopt;
+  for (int rank = 1; rank < group.size(); ++rank) {
+    std::vector<std::string>& other = (*all)[static_cast<size_t>(rank)];
+    if (other == (*all)[0]) continue;
+    const size_t index = first_difference((*all)[0], other);
+    return LineDisagreement{std::move((*all)[0]), std::move(other), rank, index};
+  }
+  fail(who, impossible);
+}
+
 // Settings travel as "name=value" lines: a newline inside either would split one.
 std::string setting_line(const std::string& name, const std::string& value) {
   std::string line = name + "=" + value;
@@ -112,23 +135,17 @@ void check_same_tensors_on_all_ranks(ProcessGroup& group, const std::vector<Name
   if (group.size() == 1) return;
   std::vector<std::string> lines;
   for (const NamedTensor& tensor : tensors) lines.push_back(describe_tensor(tensor));
-  auto all = lines_unless_all_agree(group, lines);
-  if (!all) return;
-  const std::vector<std::string>& reference = (*all)[0];
-  for (int rank = 1; rank < group.size(); ++rank) {
-    const std::vector<std::string>& other = (*all)[static_cast<size_t>(rank)];
-    if (other == reference) continue;
-    size_t index = first_difference(reference, other);
-    auto entry = [](const std::vector<std::string>& list, size_t position) {
-      return position < list.size() ? list[position] : std::string("nothing (its model has only ") +
-                                                           std::to_string(list.size()) + " tensors)";
-    };
-    fail(who, ": every rank must build the same model, but tensor #", index, " is ", entry(reference, index),
-         " on rank 0 and ", entry(other, index), " on rank ", rank, " (rank 0 has ", reference.size(),
-         " tensors, rank ", rank, " has ", other.size(), ")");
-  }
-  // Equal descriptions with different fingerprints cannot happen; say so rather than pass.
-  fail(who, ": the ranks' model fingerprints differ although their descriptions agree");
+  auto difference =
+      first_disagreement(group, lines, who, ": the ranks' model fingerprints differ although their descriptions agree");
+  if (!difference) return;
+  const auto& [reference, other, rank, index] = *difference;
+  auto entry = [](const std::vector<std::string>& list, size_t position) {
+    return position < list.size() ? list[position] : std::string("nothing (its model has only ") +
+                                                         std::to_string(list.size()) + " tensors)";
+  };
+  fail(who, ": every rank must build the same model, but tensor #", index, " is ", entry(reference, index),
+       " on rank 0 and ", entry(other, index), " on rank ", rank, " (rank 0 has ", reference.size(), " tensors, rank ",
+       rank, " has ", other.size(), ")");
 }
 
 RunSettings model_settings(Module& model) {
@@ -146,22 +163,17 @@ void check_same_settings_on_all_ranks(ProcessGroup& group, const RunSettings& se
   if (group.size() == 1) return;
   std::vector<std::string> lines;
   for (const auto& [name, value] : settings) lines.push_back(setting_line(name, value));
-  auto all = lines_unless_all_agree(group, lines);
-  if (!all) return;
-  const std::vector<std::string>& reference = (*all)[0];
-  for (int rank = 1; rank < group.size(); ++rank) {
-    const std::vector<std::string>& other = (*all)[static_cast<size_t>(rank)];
-    if (other == reference) continue;
-    size_t index = first_difference(reference, other);
-    auto entry = [](const std::vector<std::string>& list, size_t position) {
-      return position < list.size() ? list[position]
-                                     : "no setting #" + std::to_string(position) + " (it has " +
-                                           std::to_string(list.size()) + ")";
-    };
-    fail(who, ": every rank must run with the same model and training settings, but rank ", rank, " has ",
-         entry(other, index), ", rank 0 ", entry(reference, index), " (setting #", index, ")");
-  }
-  fail(who, ": the ranks' settings fingerprints differ although their settings agree");
+  auto difference =
+      first_disagreement(group, lines, who, ": the ranks' settings fingerprints differ although their settings agree");
+  if (!difference) return;
+  const auto& [reference, other, rank, index] = *difference;
+  auto entry = [](const std::vector<std::string>& list, size_t position) {
+    return position < list.size()
+               ? list[position]
+               : "no setting #" + std::to_string(position) + " (it has " + std::to_string(list.size()) + ")";
+  };
+  fail(who, ": every rank must run with the same model and training settings, but rank ", rank, " has ",
+       entry(other, index), ", rank 0 ", entry(reference, index), " (setting #", index, ")");
 }
 
 }  // namespace dtrain::dist

@@ -16,24 +16,16 @@
 #include <cstdint>
 
 #include "dtrain.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temporary_directory.h"
 
 using namespace dtrain;
 using dtrain::testing::TemporaryDirectory;
+using dtrain::testing::read_bytes;
+using dtrain::testing::write_bytes;
 using Catch::Contains;
 
 namespace {
-
-
-std::string read_bytes(const std::filesystem::path& path) {
-  std::ifstream stream(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream stream(path, std::ios::binary | std::ios::trunc);
-  stream.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // The raw bytes of a tensor's values in row-major order.
 std::string tensor_bytes(const Tensor& tensor) {

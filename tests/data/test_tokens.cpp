@@ -12,19 +12,15 @@
 #include <vector>
 
 #include "dtrain.h"
+#include "tests/support/file_bytes.h"
 #include "tests/support/temporary_directory.h"
 
 using namespace dtrain;
 using dtrain::testing::TemporaryDirectory;
+using dtrain::testing::write_bytes;
 using Catch::Contains;
 
 namespace {
-
-
-void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream stream(path, std::ios::binary | std::ios::trunc);
-  stream.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 // An llm.c token file built by hand from the layout: 256 int32 header, then the tokens.
 std::string token_file_bytes(int32_t magic, int32_t version, int32_t count, const std::string& body) {

@@ -10,6 +10,7 @@
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
+#include "dist/wait_all.h"
 
 namespace dtrain::dist {
 namespace {
@@ -87,16 +88,14 @@ void DistributedDataParallel::broadcast_from_rank0(const std::vector<Tensor>& te
     entry.work = group_->broadcast(entry.staging, 0);
     in_flight.push_back(std::move(entry));
   }
-  std::exception_ptr first_error;
+  FirstError first_error;
   for (InFlight& entry : in_flight) {
-    try {
+    first_error.run([&entry] {
       entry.work->wait();
       if (!entry.staging.is_same(entry.target)) entry.target.copy_(entry.staging);
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
+    });
   }
-  if (first_error) std::rethrow_exception(first_error);
+  first_error.rethrow();
 }
 
 Tensor DistributedDataParallel::operator()(const Tensor& input) {

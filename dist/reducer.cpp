@@ -12,6 +12,7 @@
 #include "core/graph.h"
 #include "core/ops/factory.h"
 #include "dist/bucket_assignment.h"
+#include "dist/wait_all.h"
 
 namespace dtrain::dist {
 namespace {
@@ -276,19 +277,10 @@ void GradientReducer::finish() {
 
   // Every collective is waited for even when one fails: none may still write into a buffer
   // after this returns.
-  std::exception_ptr first_error;
-  auto wait = [&first_error](WorkHandle& work) {
-    if (!work) return;
-    try {
-      work->wait();
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
-    work = nullptr;
-  };
-  for (WorkHandle& work : works_) wait(work);
-  wait(status_work);
-  if (first_error) std::rethrow_exception(first_error);
+  FirstError first_error;
+  first_error.run([this] { wait_all(works_); });
+  first_error.run([&status_work] { if (status_work) status_work->wait(); });
+  first_error.rethrow();
 
   std::vector<int32_t> status = status_of_all_ranks.defined() ? status_of_all_ranks.to_vector<int32_t>() : local_status;
   std::vector<std::vector<int>> ranks_without_gradient(count);

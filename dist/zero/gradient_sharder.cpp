@@ -6,6 +6,7 @@
 #include "core/grad_mode.h"
 #include "core/graph.h"
 #include "core/ops/factory.h"
+#include "dist/wait_all.h"
 
 namespace dtrain::dist {
 
@@ -156,26 +157,20 @@ void GradientSharder::finish() {
   pending_ = false;
   // Members without a gradient in this backward contribute zeros; every rank launches every
   // bucket, in the same order.
-  std::exception_ptr first_error;
-  try {
+  FirstError first_error;
+  first_error.run([this] {
     while (next_launch_ < launch_order_.size()) {
       size_t unit = launch_order_[next_launch_++];
       if (units_[unit].arrived_count != units_[unit].parameters.size() && on_unit_complete_) on_unit_complete_(unit);
       launch(unit);
     }
-  } catch (...) {
-    first_error = std::current_exception();
-  }
+  });
   // Every launched collective is waited for even after an error: none may write into a freed
   // bucket.
   while (!in_flight_.empty()) {
     size_t unit = in_flight_.front();
     in_flight_.erase(in_flight_.begin());
-    try {
-      complete(unit);
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
+    first_error.run([this, unit] { complete(unit); });
   }
   next_launch_ = 0;
   for (ShardedUnit& unit : units_) {
@@ -183,7 +178,7 @@ void GradientSharder::finish() {
     unit.arrived.assign(unit.parameters.size(), 0);
     unit.arrived_count = 0;
   }
-  if (first_error) std::rethrow_exception(first_error);
+  first_error.rethrow();
 }
 
 }  // namespace dtrain::dist

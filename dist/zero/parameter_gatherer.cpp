@@ -7,6 +7,7 @@
 #include "core/ops/factory.h"
 #include "dist/collective_checker.h"
 #include "dist/cuda_communication.h"
+#include "dist/wait_all.h"
 
 namespace dtrain::dist {
 namespace {
@@ -87,15 +88,9 @@ void ParameterGatherer::release(size_t unit) {
 }
 
 void ParameterGatherer::release_all() {
-  std::exception_ptr first_error;
-  for (size_t unit = 0; unit < units_.size(); ++unit) {
-    try {
-      release(unit);
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
-  }
-  if (first_error) std::rethrow_exception(first_error);
+  FirstError first_error;
+  for (size_t unit = 0; unit < units_.size(); ++unit) first_error.run([this, unit] { release(unit); });
+  first_error.rethrow();
 }
 
 void ParameterGatherer::need(size_t unit) {

@@ -14,6 +14,7 @@
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
+#include "dist/wait_all.h"
 
 namespace dtrain::dist {
 namespace {
@@ -35,16 +36,14 @@ void broadcast_from_rank0(ProcessGroup& group, const std::vector<Tensor>& tensor
     works.push_back(group.broadcast(staging, 0));
     staged.emplace_back(tensor, staging);
   }
-  std::exception_ptr first_error;
+  FirstError first_error;
   for (size_t i = 0; i < works.size(); ++i) {
-    try {
+    first_error.run([&] {
       works[i]->wait();
       if (!staged[i].second.is_same(staged[i].first)) staged[i].first.copy_(staged[i].second);
-    } catch (...) {
-      if (!first_error) first_error = std::current_exception();
-    }
+    });
   }
-  if (first_error) std::rethrow_exception(first_error);
+  first_error.rethrow();
 }
 
 // Sum of squares in double over a contiguous CPU float tensor (other layouts: tensor ops).
@@ -272,15 +271,7 @@ void ZeroOptimizer::synchronize_gradients() {
         works.push_back(group_->reduce_scatter(unit.full_gradient, own_slot, ReduceOp::Sum));
       }
     }
-    std::exception_ptr first_error;
-    for (WorkHandle& work : works) {
-      try {
-        work->wait();
-      } catch (...) {
-        if (!first_error) first_error = std::current_exception();
-      }
-    }
-    if (first_error) std::rethrow_exception(first_error);
+    wait_all(works);
     // As DDP: the sum first, divided by N once.
     for (ShardedUnit& unit : units_) unit.gradient_shard.div_(static_cast<double>(group_->size()));
   }

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "dist/wait_all.h"
 #include "tests/dist/collective_test_support.h"
 
 // Inside dist's namespace: dist::ReduceOp, not core's kernel-table enum of the same name.
@@ -243,6 +244,38 @@ TEST_CASE("Work::wait rethrows the collective's error on every call", "[dist]") 
   REQUIRE_THROWS_AS(work->wait(), Error);
   REQUIRE(completed_work()->is_completed());
   REQUIRE_NOTHROW(completed_work()->wait());
+}
+
+TEST_CASE("wait_all waits for every work even after one fails, then rethrows the first error", "[dist]") {
+  auto failing_first = std::make_shared<PendingWork>();
+  auto failing_second = std::make_shared<PendingWork>();
+  auto late = std::make_shared<PendingWork>();
+  failing_first->fail(std::make_exception_ptr(Error("reduce_scatter of bucket 0 failed")));
+  failing_second->fail(std::make_exception_ptr(Error("reduce_scatter of bucket 1 failed")));
+  // Finished by another thread only after a delay: wait_all must still be waiting for it when
+  // it has already seen both errors.
+  std::thread finisher([late] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    late->complete();
+  });
+  std::vector<WorkHandle> works{failing_first, nullptr, failing_second, late};
+  REQUIRE_THROWS_WITH(wait_all(works), Catch::Matchers::Contains("bucket 0"));
+  const bool late_was_completed = late->is_completed();  // before join(): wait_all waited for it
+  finisher.join();
+  REQUIRE(late_was_completed);
+  for (const WorkHandle& work : works) REQUIRE(work == nullptr);  // every handle was reset
+
+  std::vector<WorkHandle> succeeding{completed_work(), completed_work()};
+  REQUIRE_NOTHROW(wait_all(succeeding));
+
+  FirstError first_error;
+  int ran = 0;
+  first_error.run([&] { ++ran; throw Error("first"); });
+  first_error.run([&] { ++ran; throw Error("second"); });
+  first_error.run([&] { ++ran; });
+  REQUIRE(ran == 3);
+  REQUIRE(first_error.failed());
+  REQUIRE_THROWS_WITH(first_error.rethrow(), Catch::Matchers::EndsWith(": first"));
 }
 
 }  // namespace dtrain::dist::collective_testing

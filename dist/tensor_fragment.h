@@ -15,6 +15,7 @@
 //   "optimizer.param_groups.<group>.params"          int64, 1-d: the group's parameter indices
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/shape.h"
@@ -37,6 +38,8 @@ class FragmentSource {
  public:
   virtual ~FragmentSource() = default;
   virtual bool contains(const std::string& name) const = 0;
+  // Every whole tensor's name, sorted (optimizer state is found by its names, whatever they are).
+  virtual std::vector<std::string> names() const = 0;
   // The whole tensor's shape and dtype; raise a dtrain::Error naming the tensor when absent.
   virtual Shape shape(const std::string& name) const = 0;
   virtual DType dtype(const std::string& name) const = 0;

@@ -40,7 +40,7 @@ class ShardedCheckpoint : public FragmentSource {
   const std::string& save_id() const { return index_.save_id; }
   const CheckpointIndex& index() const { return index_; }
   // Every saved tensor's name, sorted.
-  std::vector<std::string> names() const;
+  std::vector<std::string> names() const override;
 
   // What a run resumes from. Opened with a group of the saved world size, rank r gets the state
   // rank r saved (its own generators and loader positions: an exact resume). Otherwise — another

@@ -1,9 +1,9 @@
 // ZeroOptimizer's sharded state: what each rank saves, and loading it back at any world size and
 // stage (dist/tensor_fragment.h names the tensors).
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -19,8 +19,25 @@
 namespace dtrain::dist {
 namespace {
 
-// The per-parameter state names dtrain's optimizers keep (optim/adam_family.cpp, optim/sgd.cpp).
-constexpr std::array<const char*, 4> kStateNames = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"};
+constexpr const char* kOptimizerStatePrefix = "optimizer.state.";
+
+// The state tensors the source holds for each parameter, by parameter name: whatever names the
+// optimizer that saved them keeps ("exp_avg", "momentum_buffer", or an optimizer's own), taken
+// from "optimizer.state.<parameter name>.<state name>" (parameter names have dots, state names
+// none). The step count is read separately.
+std::map<std::string, std::vector<std::string>> saved_state_names(const FragmentSource& source) {
+  std::map<std::string, std::vector<std::string>> names;
+  const std::string prefix = kOptimizerStatePrefix;
+  for (const std::string& key : source.names()) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t dot = key.rfind('.');
+    if (dot < prefix.size()) continue;
+    std::string state_name = key.substr(dot + 1);
+    if (state_name == "step") continue;
+    names[key.substr(prefix.size(), dot - prefix.size())].push_back(std::move(state_name));
+  }
+  return names;
+}
 
 TensorFragment whole(std::string name, const Tensor& value) {
   return {std::move(name), value.shape(), 0, value.reshape({value.numel()}).contiguous().clone()};
@@ -61,14 +78,14 @@ std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
     const Shape& shape = parameters_[piece.parameter].shape();
     fragments.push_back({"model." + name, shape, piece.tensor_begin, piece.master.clone()});
     for (const auto& [state_name, tensor] : optimizer_->state(i).tensors) {
-      fragments.push_back({"optimizer.state." + name + "." + state_name, shape, piece.tensor_begin, tensor.clone()});
+      fragments.push_back({kOptimizerStatePrefix + name + "." + state_name, shape, piece.tensor_begin, tensor.clone()});
     }
   }
   if (!rank0) return fragments;
   // Buffers and parameters that are not trained are the same on every rank: rank 0 saves them.
   for (const auto& [name, tensor] : untrained_state()) fragments.push_back(whole("model." + name, tensor));
   for (size_t p = 0; p < parameters_.size(); ++p) {
-    if (steps_[p] > 0) fragments.push_back(whole("optimizer.state." + names_[p] + ".step", optim::int64_scalar(steps_[p])));
+    if (steps_[p] > 0) fragments.push_back(whole(kOptimizerStatePrefix + names_[p] + ".step", optim::int64_scalar(steps_[p])));
   }
   for (size_t g = 0; g < optimizer_->num_param_groups(); ++g) {
     const std::string prefix = "optimizer.param_groups." + std::to_string(g) + ".";
@@ -139,14 +156,16 @@ void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
       inner["param_groups." + std::to_string(g) + ".params"] =
           from_vector(piece_indices[g], Shape{static_cast<int64_t>(piece_indices[g].size())}, {.dtype = kInt64});
     }
+    const std::map<std::string, std::vector<std::string>> state_names = saved_state_names(source);
     for (size_t i = 0; i < pieces_.size(); ++i) {
       const Piece& piece = pieces_[i];
-      const std::string prefix = "optimizer.state." + names_[piece.parameter] + ".";
+      const std::string prefix = kOptimizerStatePrefix + names_[piece.parameter] + ".";
       if (!source.contains(prefix + "step")) continue;
       const std::string inner_prefix = "state." + std::to_string(i) + ".";
       inner[inner_prefix + "step"] = optim::int64_scalar(static_cast<int64_t>(read_number(source, prefix + "step")));
-      for (const char* state_name : kStateNames) {
-        if (!source.contains(prefix + state_name)) continue;
+      auto saved = state_names.find(names_[piece.parameter]);
+      if (saved == state_names.end()) continue;
+      for (const std::string& state_name : saved->second) {
         inner[inner_prefix + state_name] =
             source.read(prefix + state_name, piece.tensor_begin, piece.tensor_begin + piece.length).to(master_dtype_);
       }
@@ -169,7 +188,7 @@ void ZeroOptimizer::load_state_fragments(const FragmentSource& source) {
   }
   if (with_optimizer) {
     for (size_t p = 0; p < parameters_.size(); ++p) {
-      const std::string key = "optimizer.state." + names_[p] + ".step";
+      const std::string key = kOptimizerStatePrefix + names_[p] + ".step";
       steps[p] = source.contains(key) ? static_cast<int64_t>(read_number(source, key)) : 0;
     }
   }

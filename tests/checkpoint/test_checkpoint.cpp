@@ -15,6 +15,7 @@
 
 #include "dtrain.h"
 #include "tests/checkpoint/checkpoint_test_support.h"
+#include "tests/support/velocity_optimizer.h"
 
 using namespace dtrain;
 using namespace dtrain::train;
@@ -137,6 +138,30 @@ TEST_CASE("a run resumed from a checkpoint continues bitwise identically (in one
     CHECK(resumed_losses[i] == straight_losses[i]);  // exact, not approximate
   }
   require_same(Snapshot(*straight.model, straight.optimizer), Snapshot(*second_half.model, second_half.optimizer));
+}
+
+TEST_CASE("optimizer state under names of the optimizer's own is saved and restored (not a fixed list of names)") {
+  ScratchDirectory directory;
+  manual_seed(3);
+  auto model = small_model(8);
+  dtrain::testing::VelocityOptimizer optimizer(model->parameters(), {});
+  DataLoader loader(small_dataset(), {.batch_size = 16, .shuffle = true, .seed = 7});
+  for (int i = 0; i < 3; ++i) train_step(*model, optimizer, loader);
+  REQUIRE(optimizer.state(0).tensors.count("velocity") == 1);
+  save_checkpoint(directory / "velocity.safetensors", *model, optimizer, {.step = 3});
+
+  manual_seed(4);
+  auto other = small_model(8);
+  dtrain::testing::VelocityOptimizer restored(other->parameters(), {});
+  load_checkpoint(directory / "velocity.safetensors", *other, restored);
+  for (size_t p = 0; p < optimizer.num_parameters(); ++p) {
+    INFO("parameter " << p);
+    REQUIRE(restored.state(p).tensors.size() == 2);
+    CHECK(restored.state(p).step == 3);
+    CHECK(same_bytes(restored.state(p).tensors.at("velocity"), optimizer.state(p).tensors.at("velocity")));
+    CHECK(same_bytes(restored.state(p).tensors.at("squared_gradient_sum"),
+                     optimizer.state(p).tensors.at("squared_gradient_sum")));
+  }
 }
 
 TEST_CASE("a model that does not fit is refused, naming the file and the tensor, and nothing is loaded") {

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/dist/test_sharded_checkpoint_support.h"
 #include "tests/dist/zero_test_support.h"
+#include "tests/support/velocity_optimizer.h"
 
 using namespace dtrain;
 using namespace dtrain::dist;
@@ -130,6 +132,82 @@ TEST_CASE("The resharding matrix: ZeRO saved by N ranks at stage s resumes on M 
       }
       world().barrier()->wait();
     }
+  }
+}
+
+TEST_CASE("Optimizer state under names of the optimizer's own survives ZeRO, resharded and plain checkpoints",
+          "[sharded_checkpoint][zero]") {
+  using dtrain::testing::VelocityOptimizer;
+  using dtrain::testing::VelocityOptions;
+  const std::vector<std::string> state_names{"squared_gradient_sum", "velocity"};
+  auto groups = first_ranks_groups();
+  for (int stage : {0, 1, 2, 3}) {
+    INFO("saved at stage " << stage << " by " << world().size());
+    SharedDirectory dir;
+    {
+      ZeroOptimizer zero(make_gpt(kFloat64, 7), zero_optimizer<VelocityOptimizer>(VelocityOptions{}), {.stage = stage});
+      train_zero(zero, 0, 2);
+      save_sharded_checkpoint(dir.path(), zero.state_fragments(), {.step = 2}, &world());
+    }
+    ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir.path(), &world());
+    REQUIRE(checkpoint.contains("optimizer.state.blocks.0.mlp.fc.weight.velocity"));
+
+    // Same size and stage: the resumed run is bitwise the uninterrupted one, so the loaded
+    // velocity and sum were the saved ones (zeros instead would change every later step).
+    ZeroOptimizer straight(make_gpt(kFloat64, 7), zero_optimizer<VelocityOptimizer>(VelocityOptions{}), {.stage = stage});
+    train_zero(straight, 0, 4);
+    ZeroOptimizer resumed(make_gpt(kFloat64, 99), zero_optimizer<VelocityOptimizer>(VelocityOptions{}), {.stage = stage});
+    resumed.load_state_fragments(checkpoint);
+    train_zero(resumed, 2, 2);
+    StateDict expected = straight.full_parameters();
+    for (const auto& [name, value] : resumed.full_parameters()) {
+      INFO(name);
+      CHECK(same_bytes(value, expected.at(name)));
+    }
+
+    // Another size and the next stage: every piece this rank holds gets both state tensors back,
+    // element for element as saved.
+    for (int loaded = 1; loaded <= world().size(); ++loaded) {
+      std::shared_ptr<ProcessGroup> loading = groups[static_cast<size_t>(loaded)];
+      if (!loading) continue;
+      INFO("loaded by " << loaded << " at stage " << (stage + 1) % 4);
+      ZeroOptimizer zero(make_gpt(kFloat64, 99), zero_optimizer<VelocityOptimizer>(VelocityOptions{}),
+                         {.stage = (stage + 1) % 4, .process_group = loading});
+      zero.load_state_fragments(ShardedCheckpoint::open(dir.path(), loading.get()));
+      size_t trained_pieces = 0;
+      std::vector<size_t> state_pieces(state_names.size(), 0);
+      for (const TensorFragment& fragment : zero.state_fragments()) {
+        const bool is_state = fragment.name.rfind("optimizer.state.", 0) == 0;
+        if (!is_state && fragment.name.rfind("model.", 0) == 0 && checkpoint.contains(
+                "optimizer.state." + fragment.name.substr(6) + ".velocity")) {
+          ++trained_pieces;
+        }
+        for (size_t k = 0; k < state_names.size(); ++k) {
+          const std::string suffix = "." + state_names[k];
+          if (is_state && fragment.name.size() > suffix.size() &&
+              fragment.name.compare(fragment.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+            ++state_pieces[k];
+            INFO(fragment.name << " [" << fragment.begin << ", " << fragment.end() << ")");
+            CHECK(same_bytes(checkpoint.read(fragment.name, fragment.begin, fragment.end()), fragment.data));
+          }
+        }
+      }
+      for (size_t k = 0; k < state_names.size(); ++k) {
+        INFO(state_names[k]);
+        CHECK(state_pieces[k] == trained_pieces);
+      }
+    }
+
+    // A plain model and the same optimizer: every parameter's state comes back whole.
+    std::shared_ptr<Module> plain = make_gpt(kFloat64, 99);
+    VelocityOptimizer optimizer(plain->parameters(), {});
+    load_whole_state(ShardedCheckpoint::open(dir.path(), &world()), *plain, optimizer, &world());
+    for (size_t p = 0; p < optimizer.num_parameters(); ++p) {
+      INFO("parameter " << p);
+      CHECK(optimizer.state(p).step == 2);
+      CHECK(optimizer.state(p).tensors.size() == state_names.size());
+    }
+    world().barrier()->wait();
   }
 }
 

@@ -245,7 +245,7 @@ class InMemoryFragments : public FragmentSource {
     }
     return true;
   }
-  std::vector<std::string> names() const {
+  std::vector<std::string> names() const override {
     std::vector<std::string> result;
     for (const auto& [name, found] : tensors_) result.push_back(name);
     return result;

@@ -33,16 +33,13 @@ LoaderState& loader() {
 
 // Loads the library and runs its init; returns the error text, empty on success.
 std::string load() {
-#ifdef DTRAIN_CUDA_LIBRARY_PATH
-  const char* build_path = DTRAIN_CUDA_LIBRARY_PATH;
-#else
+#ifndef DTRAIN_WITH_CUDA_PLUGIN
   if (std::getenv("DTRAIN_CUDA_LIBRARY") == nullptr) {
     return "this build of dtrain has no CUDA backend (configure with -DDTRAIN_CUDA=ON where nvcc is installed, "
            "or point DTRAIN_CUDA_LIBRARY at a libdtrain_cuda.so)";
   }
-  const char* build_path = nullptr;
 #endif
-  OpenedPluginLibrary opened = open_plugin_library({kLibraryName, "DTRAIN_CUDA_LIBRARY", build_path});
+  OpenedPluginLibrary opened = open_plugin_library({kLibraryName, "DTRAIN_CUDA_LIBRARY"});
   void* handle = opened.handle;
   if (handle == nullptr) return "the CUDA backend library could not be loaded; tried:" + opened.attempts;
   auto init = reinterpret_cast<BackendInit>(dlsym(handle, kBackendInitSymbol));

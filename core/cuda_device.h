@@ -6,8 +6,9 @@
 // libcudart. Without the library, or without a device, using a CUDA tensor raises a dtrain::Error
 // that says which.
 //
-// The library is looked for, in order: at $DTRAIN_CUDA_LIBRARY; next to the executable; where
-// this build put it; then by the dynamic loader's own search (LD_LIBRARY_PATH, rpath).
+// The library is looked for, in order: at $DTRAIN_CUDA_LIBRARY; next to the executable; then by
+// the dynamic loader's own search (LD_LIBRARY_PATH, the program's RUNPATH: the build folder or
+// the installed library folder, core/plugin_library.h).
 //
 //   if (dtrain::cuda::is_available()) {
 //     dtrain::Device device = dtrain::cuda::device_for_local_rank(dtrain::dist::local_rank());

@@ -28,7 +28,6 @@ std::vector<std::string> candidate_paths(const PluginLibrarySearch& search) {
   }
   std::string directory = executable_directory();
   if (!directory.empty()) paths.push_back(directory + "/" + search.file_name);
-  if (search.build_path != nullptr) paths.emplace_back(search.build_path);
   paths.emplace_back(search.file_name);
   return paths;
 }
@@ -46,7 +45,8 @@ OpenedPluginLibrary open_plugin_library(const PluginLibrarySearch& search) {
     opened.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (opened.handle != nullptr) return opened;
     const char* reason = dlerror();
-    opened.attempts += "\n  " + path + ": " + (reason ? reason : "dlopen failed");
+    opened.attempts += "\n  " + path + (bare_name ? " (LD_LIBRARY_PATH, the program's RUNPATH)" : "") + ": " +
+                       (reason ? reason : "dlopen failed");
   }
   return opened;
 }

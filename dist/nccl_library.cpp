@@ -29,19 +29,16 @@ LoaderState& loader() {
 
 // Loads the library and asks it for its interface; returns the error text, empty on success.
 std::string load(NcclLibrary*& library) {
-#ifdef DTRAIN_NCCL_LIBRARY_PATH
-  const char* build_path = DTRAIN_NCCL_LIBRARY_PATH;
-#else
+#ifndef DTRAIN_WITH_NCCL_PLUGIN
   if (std::getenv("DTRAIN_NCCL_LIBRARY") == nullptr) {
     return "this build of dtrain has no NCCL backend (it needs a CUDA build with NCCL found: -DDTRAIN_CUDA=ON "
            "-DNCCL_ROOT=..., or point DTRAIN_NCCL_LIBRARY at a libdtrain_nccl.so)";
   }
-  const char* build_path = nullptr;
 #endif
   // The NCCL backend queues its work behind the CUDA backend's streams: that one first.
   if (!cuda::is_available()) return "CUDA is not available: " + cuda::unavailable_reason();
   dtrain::detail::OpenedPluginLibrary opened =
-      dtrain::detail::open_plugin_library({kLibraryName, "DTRAIN_NCCL_LIBRARY", build_path});
+      dtrain::detail::open_plugin_library({kLibraryName, "DTRAIN_NCCL_LIBRARY"});
   void* handle = opened.handle;
   if (handle == nullptr) return "the NCCL backend library could not be loaded; tried:" + opened.attempts;
   auto entry = reinterpret_cast<NcclLibraryEntry>(dlsym(handle, kNcclLibraryEntrySymbol));

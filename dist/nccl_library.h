@@ -4,8 +4,8 @@
 // libdtrain_cuda.so, core/cuda_device.h) and asks it, through this interface, for a unique id and
 // for backends. A CPU-only program never loads it.
 //
-// The library is looked for, in order: at $DTRAIN_NCCL_LIBRARY; next to the executable; where this
-// build put it; then by the dynamic loader's own search. It takes dtrain's core symbols from the
+// The library is looked for, in order: at $DTRAIN_NCCL_LIBRARY; next to the executable; then by
+// the dynamic loader's own search (the program's RUNPATH, core/plugin_library.h). It takes dtrain's core symbols from the
 // executable (which exports them in a CUDA build), like libdtrain_cuda.so.
 #include <array>
 #include <cstdint>

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -101,9 +102,20 @@ Tensor convert(const IdxArray& array, DType dtype, double scale) {
       T element;
       std::memcpy(&element, source + i * sizeof(T), sizeof(T));
       double value = static_cast<double>(element) * scale;
-      if constexpr (std::is_same_v<Out, bool>) destination[i] = value != 0.0;
-      else if constexpr (std::is_integral_v<Out>) destination[i] = static_cast<Out>(value);
-      else destination[i] = Out(static_cast<float>(value));  // 16-bit floats convert from float
+      if constexpr (std::is_same_v<Out, bool>) {
+        destination[i] = value != 0.0;
+      } else if constexpr (std::is_integral_v<Out>) {
+        // Converting a NaN or a value outside Out's range is undefined behaviour, and a damaged
+        // (or float) file can hold any bits.
+        constexpr double below = static_cast<double>(std::numeric_limits<Out>::min()) - 1.0;
+        constexpr double above = static_cast<double>(std::numeric_limits<Out>::max()) + 1.0;
+        if (!(value > below && value < above)) {
+          fail("idx_to_tensor: element ", i, " is ", value, ", which ", dtype_name(dtype), " cannot hold");
+        }
+        destination[i] = static_cast<Out>(value);
+      } else {
+        destination[i] = Out(static_cast<float>(value));  // 16-bit floats convert from float
+      }
     }
   });
   return out;

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -83,6 +85,25 @@ TEST_CASE("idx: multi-byte elements are big-endian, and plain files read as well
   CHECK(floats.shape() == Shape{1, 1});
   CHECK(floats.to_vector<double>() == std::vector<double>{1.5});
   CHECK(idx_to_tensor(read_idx(directory / "ints.idx"), kInt64).to_vector<int64_t>() == std::vector<int64_t>{-100000});
+}
+
+// Found by the sanitizer build: converting a NaN or an out-of-range float to an integer was
+// undefined behaviour (UBSan's float-cast-overflow) on a float file's elements.
+TEST_CASE("idx: float elements that an integer dtype cannot hold are refused, naming the element") {
+  IdxArray array;
+  array.type = IdxType::Float32;
+  array.shape = Shape{4};
+  const float elements[] = {2.75f, -1e30f, std::numeric_limits<float>::quiet_NaN(), 3e9f};
+  array.data.resize(sizeof(elements));
+  std::memcpy(array.data.data(), elements, sizeof(elements));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt64), Contains("element 1 is -1e+30") && Contains("int64 cannot hold"));
+  std::memcpy(array.data.data() + 4, &elements[0], sizeof(float));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt64), Contains("element 2 is nan") && Contains("int64 cannot hold"));
+  std::memcpy(array.data.data() + 8, &elements[0], sizeof(float));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt32), Contains("element 3 is 3e+09") && Contains("int32 cannot hold"));
+  // In range, fractions truncate toward zero as before.
+  CHECK(idx_to_tensor(array, kInt64).to_vector<int64_t>() == std::vector<int64_t>{2, 2, 2, 3000000000});
+  CHECK(idx_to_tensor(array, kFloat32, 2.0).to_vector<float>() == std::vector<float>{5.5f, 5.5f, 5.5f, 6e9f});
 }
 
 TEST_CASE("idx: bad files are refused with the path and the problem") {

@@ -87,8 +87,8 @@ TEST_CASE("idx: multi-byte elements are big-endian, and plain files read as well
   CHECK(idx_to_tensor(read_idx(directory / "ints.idx"), kInt64).to_vector<int64_t>() == std::vector<int64_t>{-100000});
 }
 
-// Found by the sanitizer build: converting a NaN or an out-of-range float to an integer was
-// undefined behaviour (UBSan's float-cast-overflow) on a float file's elements.
+// Found by tests/fuzz/fuzz_idx under UBSan ("-1e+30 is outside the range of representable values
+// of type 'long'"): a float file's element converted to an integer dtype was undefined behaviour.
 TEST_CASE("idx: float elements that an integer dtype cannot hold are refused, naming the element") {
   IdxArray array;
   array.type = IdxType::Float32;

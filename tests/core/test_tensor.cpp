@@ -70,6 +70,15 @@ TEST_CASE("data_ptr checks the element type") {
   REQUIRE_THROWS_WITH(t.data_ptr<double>(), Contains("expected a tensor of dtype float64, got float32"));
 }
 
+// Found by the sanitizer build (UBSan: "applying non-zero offset 16 to null pointer", in stack of
+// two [0, 4] tensors): the second piece of an empty [2, 0, 4] has an offset into storage with no bytes.
+TEST_CASE("a view at an offset into an empty tensor has no address, not an offset from null") {
+  Tensor whole = empty({2, 0, 4});
+  REQUIRE(whole.data() == nullptr);
+  CHECK(whole.narrow(0, 1, 1).data() == nullptr);
+  CHECK(stack({zeros({0, 4}), zeros({0, 4})}, 0).shape() == Shape{2, 0, 4});
+}
+
 TEST_CASE("an undefined tensor is named, not dereferenced") {
   Tensor undefined;
   REQUIRE_FALSE(undefined.defined());

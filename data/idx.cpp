@@ -141,12 +141,16 @@ IdxArray read_idx(const std::filesystem::path& path) {
   if (got < dims.size()) fail(where, ": expected ", rank, " sizes after the magic, the file ends after ", got / 4);
 
   // Sizes are uint32 each; their product is capped well below overflow (2^40 bytes is no IDX file).
+  // Zero sizes count as 1 in the cap: an empty array's other sizes still make its tensor's strides.
   constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
   uint64_t nbytes = idx_type_size(array.type);
+  uint64_t capped = nbytes;
   for (int d = 0; d < rank; ++d) {
     uint32_t size = big_endian_u32(dims.data() + d * 4);
     array.shape.push_back(size);
-    if (size != 0 && nbytes > kMaxBytes / size) fail(where, ": the sizes ", array.shape, "... describe more than 2^40 bytes");
+    uint64_t counted = size == 0 ? 1 : size;
+    if (capped > kMaxBytes / counted) fail(where, ": the sizes ", array.shape, "... describe more than 2^40 bytes");
+    capped *= counted;
     nbytes *= size;
   }
 

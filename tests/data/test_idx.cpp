@@ -140,6 +140,12 @@ TEST_CASE("idx: bad files are refused with the path and the problem") {
   write_gzip(absurd, idx_bytes(0x0E, {4000000000u, 4000000000u}, ""));
   REQUIRE_THROWS_WITH(read_idx(absurd), Contains(absurd.string()) && Contains("more than 2^40 bytes"));
 
+  // Found by tests/fuzz/fuzz_idx: a zero size let the other sizes pass the cap, and the tensor's
+  // strides overflowed int64.
+  std::filesystem::path empty_but_absurd = directory / "empty_but_absurd.gz";
+  write_gzip(empty_but_absurd, idx_bytes(0x0E, {0, 4000000000u, 4000000000u}, ""));
+  REQUIRE_THROWS_WITH(read_idx(empty_but_absurd), Contains(empty_but_absurd.string()) && Contains("more than 2^40 bytes"));
+
   // A gzip stream cut short: zlib reports the damage, or the body comes up short.
   std::filesystem::path whole = directory / "whole.gz";
   std::string body(5000, '\0');

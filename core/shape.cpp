@@ -9,8 +9,12 @@
 namespace dtrain {
 
 int64_t Shape::numel() const {
+  // A zero size anywhere makes the count 0, even after sizes whose product overflows int64.
+  if (std::find(begin(), end(), int64_t{0}) != end()) return 0;
   int64_t count = 1;
-  for (int64_t size : *this) count *= size;
+  for (int64_t size : *this) {
+    if (__builtin_mul_overflow(count, size, &count)) fail("shape ", *this, " has more elements than int64 can count");
+  }
   return count;
 }
 
@@ -31,7 +35,10 @@ Strides contiguous_strides(const Shape& shape) {
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= shape[i] > 0 ? shape[i] : 1;
+    // Zero sizes count as 1, so an empty shape's other sizes can still overflow (a damaged file's).
+    if (i > 0 && __builtin_mul_overflow(stride, shape[i] > 0 ? shape[i] : 1, &stride)) {
+      fail("shape ", shape, " is too large: its strides do not fit int64");
+    }
   }
   return strides;
 }

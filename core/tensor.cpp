@@ -42,7 +42,11 @@ bool Tensor::is_contiguous() const {
 }
 
 void* Tensor::data() const {
-  return static_cast<char*>(impl().storage->data()) + impl().offset * static_cast<int64_t>(element_size());
+  char* base = static_cast<char*>(impl().storage->data());
+  // An empty tensor's storage holds no bytes (null), but a view into it (a piece of an empty cat
+  // or stack) still has an offset: offsetting null is undefined behaviour, so it stays null.
+  if (base == nullptr) return nullptr;
+  return base + impl().offset * static_cast<int64_t>(element_size());
 }
 
 void Tensor::check_access(DType expected, const char* what) const {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -101,9 +102,20 @@ Tensor convert(const IdxArray& array, DType dtype, double scale) {
       T element;
       std::memcpy(&element, source + i * sizeof(T), sizeof(T));
       double value = static_cast<double>(element) * scale;
-      if constexpr (std::is_same_v<Out, bool>) destination[i] = value != 0.0;
-      else if constexpr (std::is_integral_v<Out>) destination[i] = static_cast<Out>(value);
-      else destination[i] = Out(static_cast<float>(value));  // 16-bit floats convert from float
+      if constexpr (std::is_same_v<Out, bool>) {
+        destination[i] = value != 0.0;
+      } else if constexpr (std::is_integral_v<Out>) {
+        // Converting a NaN or a value outside Out's range is undefined behaviour, and a damaged
+        // (or float) file can hold any bits.
+        constexpr double below = static_cast<double>(std::numeric_limits<Out>::min()) - 1.0;
+        constexpr double above = static_cast<double>(std::numeric_limits<Out>::max()) + 1.0;
+        if (!(value > below && value < above)) {
+          fail("idx_to_tensor: element ", i, " is ", value, ", which ", dtype_name(dtype), " cannot hold");
+        }
+        destination[i] = static_cast<Out>(value);
+      } else {
+        destination[i] = Out(static_cast<float>(value));  // 16-bit floats convert from float
+      }
     }
   });
   return out;
@@ -129,12 +141,16 @@ IdxArray read_idx(const std::filesystem::path& path) {
   if (got < dims.size()) fail(where, ": expected ", rank, " sizes after the magic, the file ends after ", got / 4);
 
   // Sizes are uint32 each; their product is capped well below overflow (2^40 bytes is no IDX file).
+  // Zero sizes count as 1 in the cap: an empty array's other sizes still make its tensor's strides.
   constexpr uint64_t kMaxBytes = uint64_t{1} << 40;
   uint64_t nbytes = idx_type_size(array.type);
+  uint64_t capped = nbytes;
   for (int d = 0; d < rank; ++d) {
     uint32_t size = big_endian_u32(dims.data() + d * 4);
     array.shape.push_back(size);
-    if (size != 0 && nbytes > kMaxBytes / size) fail(where, ": the sizes ", array.shape, "... describe more than 2^40 bytes");
+    uint64_t counted = size == 0 ? 1 : size;
+    if (capped > kMaxBytes / counted) fail(where, ": the sizes ", array.shape, "... describe more than 2^40 bytes");
+    capped *= counted;
     nbytes *= size;
   }
 

@@ -70,6 +70,28 @@ TEST_CASE("data_ptr checks the element type") {
   REQUIRE_THROWS_WITH(t.data_ptr<double>(), Contains("expected a tensor of dtype float64, got float32"));
 }
 
+// Found by the sanitizer build (UBSan: "applying non-zero offset 16 to null pointer", in stack of
+// two [0, 4] tensors): the second piece of an empty [2, 0, 4] has an offset into storage with no bytes.
+TEST_CASE("a view at an offset into an empty tensor has no address, not an offset from null") {
+  Tensor whole = empty({2, 0, 4});
+  REQUIRE(whole.data() == nullptr);
+  CHECK(whole.narrow(0, 1, 1).data() == nullptr);
+  CHECK(stack({zeros({0, 4}), zeros({0, 4})}, 0).shape() == Shape{2, 0, 4});
+}
+
+// Found by tests/fuzz/fuzz_idx under UBSan ("signed integer overflow: 7555749589769256960 * 2" in
+// contiguous_strides): an empty shape's other sizes can be anything a damaged file says.
+TEST_CASE("shapes whose element count or strides overflow int64 raise instead of wrapping") {
+  const int64_t huge = int64_t{1} << 40;
+  const Shape empty_shape = {huge, huge, 0};
+  const Shape too_many = {huge, huge};
+  CHECK(empty_shape.numel() == 0);
+  REQUIRE_THROWS_WITH(too_many.numel(), Contains("has more elements than int64 can count"));
+  REQUIRE_THROWS_WITH(empty(Shape({0, huge, huge})), Contains("shape [0, 1099511627776, 1099511627776] is too large"));
+  const Strides expected = {huge, 1};  // the outermost size is never multiplied
+  CHECK(contiguous_strides(too_many) == expected);
+}
+
 TEST_CASE("an undefined tensor is named, not dereferenced") {
   Tensor undefined;
   REQUIRE_FALSE(undefined.defined());

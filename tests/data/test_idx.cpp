@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -85,6 +87,25 @@ TEST_CASE("idx: multi-byte elements are big-endian, and plain files read as well
   CHECK(idx_to_tensor(read_idx(directory / "ints.idx"), kInt64).to_vector<int64_t>() == std::vector<int64_t>{-100000});
 }
 
+// Found by tests/fuzz/fuzz_idx under UBSan ("-1e+30 is outside the range of representable values
+// of type 'long'"): a float file's element converted to an integer dtype was undefined behaviour.
+TEST_CASE("idx: float elements that an integer dtype cannot hold are refused, naming the element") {
+  IdxArray array;
+  array.type = IdxType::Float32;
+  array.shape = Shape{4};
+  const float elements[] = {2.75f, -1e30f, std::numeric_limits<float>::quiet_NaN(), 3e9f};
+  array.data.resize(sizeof(elements));
+  std::memcpy(array.data.data(), elements, sizeof(elements));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt64), Contains("element 1 is -1e+30") && Contains("int64 cannot hold"));
+  std::memcpy(array.data.data() + 4, &elements[0], sizeof(float));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt64), Contains("element 2 is nan") && Contains("int64 cannot hold"));
+  std::memcpy(array.data.data() + 8, &elements[0], sizeof(float));
+  REQUIRE_THROWS_WITH(idx_to_tensor(array, kInt32), Contains("element 3 is 3e+09") && Contains("int32 cannot hold"));
+  // In range, fractions truncate toward zero as before.
+  CHECK(idx_to_tensor(array, kInt64).to_vector<int64_t>() == std::vector<int64_t>{2, 2, 2, 3000000000});
+  CHECK(idx_to_tensor(array, kFloat32, 2.0).to_vector<float>() == std::vector<float>{5.5f, 5.5f, 5.5f, 6e9f});
+}
+
 TEST_CASE("idx: bad files are refused with the path and the problem") {
   TemporaryDirectory directory;
   std::filesystem::path missing = directory / "missing.gz";
@@ -118,6 +139,12 @@ TEST_CASE("idx: bad files are refused with the path and the problem") {
   std::filesystem::path absurd = directory / "absurd.gz";
   write_gzip(absurd, idx_bytes(0x0E, {4000000000u, 4000000000u}, ""));
   REQUIRE_THROWS_WITH(read_idx(absurd), Contains(absurd.string()) && Contains("more than 2^40 bytes"));
+
+  // Found by tests/fuzz/fuzz_idx: a zero size let the other sizes pass the cap, and the tensor's
+  // strides overflowed int64.
+  std::filesystem::path empty_but_absurd = directory / "empty_but_absurd.gz";
+  write_gzip(empty_but_absurd, idx_bytes(0x0E, {0, 4000000000u, 4000000000u}, ""));
+  REQUIRE_THROWS_WITH(read_idx(empty_but_absurd), Contains(empty_but_absurd.string()) && Contains("more than 2^40 bytes"));
 
   // A gzip stream cut short: zlib reports the damage, or the body comes up short.
   std::filesystem::path whole = directory / "whole.gz";

@@ -1,5 +1,8 @@
 #include "layers/feed_forward.h"
 
+#include <cstdint>
+#include <initializer_list>
+
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/grad_mode.h"

@@ -4,6 +4,7 @@
 // Validated), and no host synchronisation with Validated — nor in an embedding's backward.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>

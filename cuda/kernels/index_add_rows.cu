@@ -10,6 +10,7 @@
 #include "cuda/kernels/element.cuh"
 #include "cuda/kernels/index_add_rows.h"
 #include "cuda/kernels/index_add_rows_plan.h"
+#include "cuda/kernels/index_check.cuh"
 #include "cuda/kernels/launch.cuh"
 
 namespace dtrain::cuda {

@@ -9,9 +9,10 @@
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "cuda/kernels/index_check.cuh"
 
 namespace dtrain::cuda {
+
+struct IndexError;  // cuda/kernels/index_check.cuh (device code, kept out of this host header)
 
 // Runs the sorted-rows path and returns true when it applies (dim 0, floating contiguous out and
 // source of two dims, a 1-d index, sizes as cuda/kernels/index_add_rows_plan.h allows); returns

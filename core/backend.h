@@ -69,6 +69,13 @@ struct AdamStepScalars {
   bool decoupled = false;              // p *= decay_factor
 };
 
+// Whether Backend::index_add must check its index against the size of dim. Validated: the caller
+// has already checked this very index for that size (index_select's backward: its forward checked
+// the index it saved, and the saved tensor's version proves it unchanged since), so a device may
+// skip the check whose result would make the host wait for it; an out-of-range index is still
+// never read from or written to, it is skipped.
+enum class IndexBounds : uint8_t { Check, Validated };
+
 // What linear applies after the bias (Backend::linear).
 enum class LinearActivation : uint8_t { None, GeluTanh };
 
@@ -122,7 +129,8 @@ class Backend {
   // out = input.index_select(dim, index) with a 1-d Int64 index.
   virtual void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) = 0;
   // out.index_select(dim, index) += source, in place, summing repeated indices in index order.
-  virtual void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) = 0;
+  // With IndexBounds::Check an index out of range raises; with Validated it may go unnoticed.
+  virtual void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) = 0;
 
   // The softmax of causal attention over contiguous scores [..., T, T]: row i of each [T, T]
   // matrix is normalised over its columns 0..i, and columns i+1.. (the future) get 0. Equal to
@@ -197,6 +205,16 @@ class Backend {
   virtual void linear_backward(const Tensor& grad_out, const Tensor& rows, const Tensor& weight,
                                const Tensor& pre_activation, LinearActivation activation, Tensor& grad_rows,
                                Tensor& grad_weight, Tensor& grad_bias) = 0;
+  // The input gradient of a linear layer whose rows came out of an activation (an MLP's proj after
+  // fc's GELU), taken back through that activation: grad_pre [M, K] = the activation's gradient at
+  // pre_activation [M, K] times grad_out [M, N] @ weight [N, K], and grad_pre_sums [K] = the column
+  // sums of grad_pre (the bias gradient of the layer that made pre_activation) where defined.
+  // grad_out and pre_activation contiguous, weight any strides, outputs contiguous. The CPU runs
+  // matmul, the activation's backward and reduce (the kernels that two linear nodes would run, in
+  // their order); CUDA runs one cuBLASLt GEMM with the DGELU_BGRAD epilogue where cuBLASLt takes
+  // the case (rounding once, after the GELU's gradient, not also after the product).
+  virtual void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
+                                     LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) = 0;
   // out [N, O, OH, OW] = the cross-correlation of x [N, C, H, W] with weight [O, C, k, k] (no
   // bias); all contiguous, one floating dtype. These two return false, having done nothing, when
   // the device has no kernel for the case (no cuDNN, or cuDNN declines it): the caller then runs
@@ -220,6 +238,11 @@ void linear_from_kernels(Backend& kernels, const Tensor& rows, const Tensor& wei
 void linear_backward_from_kernels(Backend& kernels, const Tensor& grad_out, const Tensor& rows, const Tensor& weight,
                                   const Tensor& pre_activation, LinearActivation activation, Tensor& grad_rows,
                                   Tensor& grad_weight, Tensor& grad_bias);
+// Backend::linear_input_gradient composed from a table's own matmul, binary and reduce kernels: the
+// CPU's, and CUDA's where cuBLASLt declines.
+void linear_input_gradient_from_kernels(Backend& kernels, const Tensor& grad_out, const Tensor& weight,
+                                        const Tensor& pre_activation, LinearActivation activation, Tensor& grad_pre,
+                                        Tensor& grad_pre_sums);
 
 void register_backend(DeviceType type, Backend* backend);
 // The kernel table for device; raises naming the device when no backend is built for it.

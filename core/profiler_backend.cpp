@@ -106,9 +106,9 @@ class ProfilingBackend final : public Backend {
     KernelScope scope("index_select", {&input, &index});
     table_.index_select(input, dim, index, out);
   }
-  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override {
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) override {
     KernelScope scope("index_add", {&out, &index, &source});
-    table_.index_add(out, dim, index, source);
+    table_.index_add(out, dim, index, source, bounds);
   }
   void causal_softmax(const Tensor& scores, Tensor& out) override {
     KernelScope scope("causal_softmax", {&scores});
@@ -178,6 +178,12 @@ class ProfilingBackend final : public Backend {
     KernelScope scope(activation == LinearActivation::GeluTanh ? "linear_gelu_backward" : "linear_backward",
                       {&grad_out, &rows, &weight});
     table_.linear_backward(grad_out, rows, weight, pre_activation, activation, grad_rows, grad_weight, grad_bias);
+  }
+  void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
+                             LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override {
+    KernelScope scope(activation == LinearActivation::GeluTanh ? "linear_input_gradient_gelu" : "linear_input_gradient",
+                      {&grad_out, &weight, &pre_activation});
+    table_.linear_input_gradient(grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
   bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
     KernelScope scope("convolution2d", {&x, &weight});

@@ -29,7 +29,8 @@ class CudaBackend final : public Backend {
   void gather(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
-  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
+  // cuda/kernels/index_kernels.cu: with IndexBounds::Validated, no host synchronisation.
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
   // cuda/kernels/softmax_kernels.cu: the masked columns are never read.
   void causal_softmax(const Tensor& scores, Tensor& out) override;
@@ -57,6 +58,9 @@ class CudaBackend final : public Backend {
               Tensor& pre_activation) override;
   void linear_backward(const Tensor& grad_out, const Tensor& rows, const Tensor& weight, const Tensor& pre_activation,
                        LinearActivation activation, Tensor& grad_rows, Tensor& grad_weight, Tensor& grad_bias) override;
+  // cuda/linear_input_gradient.cpp: cuBLASLt's DGELU_BGRAD epilogue.
+  void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
+                             LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override;
   bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
   bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
                               Tensor& grad_x, Tensor& grad_weight) override;

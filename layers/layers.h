@@ -7,6 +7,7 @@
 #include "layers/conv.h"
 #include "layers/dropout.h"
 #include "layers/embedding.h"
+#include "layers/feed_forward.h"
 #include "layers/flatten.h"
 #include "layers/init.h"
 #include "layers/layer_norm.h"

@@ -129,11 +129,14 @@ class Module {
   HookHandle register_forward_hook(ForwardHook hook);
   HookHandle register_backward_pre_hook(BackwardPreHook hook);
 
+  // What operator() does, with body in place of forward(input): for a module's second entry point
+  // (LayerNorm::add_and_normalize), or for a parent whose fused op computes this module's part
+  // with its parameters (MLP's feed_forward_gelu spans fc and proj); either way the hooks that
+  // distributed training relies on (ZeRO stage 3 gathers parameters in them) still fire.
+  Tensor call_with_hooks(const Tensor& input, const std::function<Tensor()>& body);
+
  protected:
   virtual Tensor forward(const Tensor& input) = 0;
-  // What operator() does, with body in place of forward(input): for a module's second entry point
-  // (LayerNorm::add_and_normalize) that must fire the same hooks.
-  Tensor call_with_hooks(const Tensor& input, const std::function<Tensor()>& body);
 
  private:
   struct Slot {

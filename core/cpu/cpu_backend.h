@@ -27,7 +27,8 @@ class CpuBackend final : public Backend {
   void gather(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
   void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
   void index_select(const Tensor& input, int64_t dim, const Tensor& index, Tensor& out) override;
-  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override;
+  // Checks the index whatever bounds says: on the CPU the check makes nobody wait.
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) override;
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override;
   // causal_softmax_kernels.cpp: one pass each way over the visible half of each row; 16-bit
   // scores are computed in float32 and rounded once.
@@ -64,6 +65,10 @@ class CpuBackend final : public Backend {
                        LinearActivation activation, Tensor& grad_rows, Tensor& grad_weight, Tensor& grad_bias) override {
     linear_backward_from_kernels(*this, grad_out, rows, weight, pre_activation, activation, grad_rows, grad_weight,
                                  grad_bias);
+  }
+  void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
+                             LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override {
+    linear_input_gradient_from_kernels(*this, grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
   // No convolution kernel of its own: layers/conv.cpp's composed im2col path is the CPU's.
   bool convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) override { return false; }

@@ -132,7 +132,7 @@ void CpuBackend::index_select(const Tensor& input, int64_t dim, const Tensor& in
   });
 }
 
-void CpuBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) {
+void CpuBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds /*bounds*/) {
   const int64_t count_k = index.numel();
   if (count_k == 0 || out.numel() == 0) return;
   const int64_t element = static_cast<int64_t>(out.element_size());

@@ -63,6 +63,34 @@ Tensor zero_padded(const Tensor& part, const Shape& shape) {
   return padded;
 }
 
+// index_add; with IndexBounds::Validated for a caller that has already checked every index for x's
+// size along dim (a GPU then skips the check that makes the host wait for it).
+Tensor bounded_index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) {
+  check_defined(x, "index_add", "x");
+  check_defined(index, "index_add", "index");
+  check_defined(source, "index_add", "source");
+  check_rank_at_least_one(x, "index_add");
+  check_slice_index(x, index, "index_add");
+  internal::check_same_device(x, source, "index_add");
+  check_same_dtype(x, source, "index_add");
+  const int64_t d = normalize_dim(dim, x.dim(), "index_add");
+  Shape expected = x.shape();
+  expected[d] = index.numel();
+  if (source.shape() != expected) {
+    fail("index_add: expected source of shape ", expected, " (the input's shape ", x.shape(), " with dim ", d,
+         " sized by the index's ", index.numel(), " entries), got ", source.shape());
+  }
+  Tensor out = copy_of(x);
+  backend_for(x.device()).index_add(out, d, index, source, bounds);
+  if (any_requires_grad({&x, &source})) {
+    SavedTensor saved_index(index);
+    record("index_add", {x, source}, {out}, [saved_index, d](const GradientList& g) {
+      return GradientList{g[0], index_select(g[0], d, saved_index.unpack("index_add"))};
+    });
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
@@ -141,36 +169,17 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape input_shape = x.shape();
     record("index_select", {x}, {out}, [saved_index, input_shape, d](const GradientList& g) {
       Tensor spread = zeros(input_shape, {.dtype = g[0].dtype(), .device = g[0].device()});
-      return GradientList{index_add(spread, d, saved_index.unpack("index_select"), g[0])};
+      // The kernel above checked this index against input_shape[d], and unpack proves it unchanged
+      // since: the backward (an embedding's weight gradient) need not check it again, which on a
+      // GPU would make the host wait for the device in the middle of backward().
+      return GradientList{bounded_index_add(spread, d, saved_index.unpack("index_select"), g[0], IndexBounds::Validated)};
     });
   }
   return out;
 }
 
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& source) {
-  check_defined(x, "index_add", "x");
-  check_defined(index, "index_add", "index");
-  check_defined(source, "index_add", "source");
-  check_rank_at_least_one(x, "index_add");
-  check_slice_index(x, index, "index_add");
-  internal::check_same_device(x, source, "index_add");
-  check_same_dtype(x, source, "index_add");
-  const int64_t d = normalize_dim(dim, x.dim(), "index_add");
-  Shape expected = x.shape();
-  expected[d] = index.numel();
-  if (source.shape() != expected) {
-    fail("index_add: expected source of shape ", expected, " (the input's shape ", x.shape(), " with dim ", d,
-         " sized by the index's ", index.numel(), " entries), got ", source.shape());
-  }
-  Tensor out = copy_of(x);
-  backend_for(x.device()).index_add(out, d, index, source);
-  if (any_requires_grad({&x, &source})) {
-    SavedTensor saved_index(index);
-    record("index_add", {x, source}, {out}, [saved_index, d](const GradientList& g) {
-      return GradientList{g[0], index_select(g[0], d, saved_index.unpack("index_add"))};
-    });
-  }
-  return out;
+  return bounded_index_add(x, dim, index, source, IndexBounds::Check);
 }
 
 }  // namespace dtrain

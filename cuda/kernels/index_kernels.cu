@@ -1,54 +1,20 @@
 // CudaBackend::gather, scatter_add, index_select and index_add.
 //
-// A kernel cannot raise, so a bad index is recorded in a small device record (the first thread to
-// see one stores it; that element is skipped, nothing is read or written out of bounds) and the
-// host reads the record back after the kernel and raises with the CPU's message. That read waits
-// for the kernel: index ops synchronise their stream.
+// Every index is checked on the device (cuda/kernels/index_check.cuh); reading the result back
+// makes these ops synchronise their stream, except index_add with IndexBounds::Validated.
 // The accumulating kernels give each thread one line along dim (lines never share an output
 // element) and add repeated indices in index order, so results are reproducible, as on the CPU.
 #include <cstdint>
 #include <memory>
 #include <utility>
 
-#include "core/profiler_recorder.h"
-#include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/elementwise.cuh"
 #include "cuda/kernels/index_add_rows.h"
+#include "cuda/kernels/index_check.cuh"
 
 namespace dtrain::cuda {
 namespace {
-
-struct IndexError {
-  int found;
-  int64_t position;
-};
-
-__device__ inline bool check_position(IndexError* error, int64_t position, int64_t size) {
-  if (position >= 0 && position < size) return true;
-  if (atomicCAS(&error->found, 0, 1) == 0) error->position = position;
-  return false;
-}
-
-// The device record of one launch, read back (and raised) by finish().
-class IndexCheck {
- public:
-  IndexCheck(const LaunchContext& context, int device) : context_(context), buffer_(device, sizeof(IndexError)) {
-    DTRAIN_CUDA_CHECK(cudaMemsetAsync(buffer_.data(), 0, sizeof(IndexError), context.stream));
-  }
-  IndexError* record() const { return static_cast<IndexError*>(buffer_.data()); }
-  void finish(const char* op, int64_t dim, int64_t size) {
-    IndexError error{};
-    DTRAIN_CUDA_CHECK(cudaMemcpyAsync(&error, buffer_.data(), sizeof(error), cudaMemcpyDeviceToHost, context_.stream));
-    profiler::detail::host_synchronization("index bounds check");
-    DTRAIN_CUDA_CHECK(cudaStreamSynchronize(context_.stream));
-    if (error.found != 0) fail(op, ": index ", error.position, " is out of bounds for dimension ", dim, " with size ", size);
-  }
-
- private:
-  const LaunchContext& context_;
-  ScratchBuffer buffer_;
-};
 
 // An unsigned type of the element's size: gathering and selecting move bytes, whatever the dtype.
 template <typename Fn>
@@ -209,28 +175,33 @@ void CudaBackend::index_select(const Tensor& input, int64_t dim, const Tensor& i
   check.finish("index_select", dim, input.size(dim));
 }
 
-void CudaBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) {
+void CudaBackend::index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) {
   const int64_t count = index.numel();
   if (count == 0 || out.numel() == 0) return;
-  if (index_add_rows(out, dim, index, source)) return;  // an embedding's gradient: many rows at once
   LaunchContext context(out.device());
-  IndexCheck check(context, out.device().index);
-  Tensor out_lines = with_size_one(out, dim);
-  Tensor source_lines = restrided(source, out_lines.shape(), source.strides());
-  OffsetPlan<2> plan = make_plan<2>(out_lines.shape(), {&out_lines, &source_lines});
-  const int64_t element = static_cast<int64_t>(out.element_size());
-  const int64_t lines = out_lines.numel();
-  visit_index_dtype(index.dtype(), "index_add", [&]<typename I>() {
-    const int64_t index_step = index.dim() == 0 ? 0 : index.stride(0) * static_cast<int64_t>(sizeof(I));
-    visit_dtype(out.dtype(), [&]<typename T>() {
-      index_add_kernel<T, I><<<blocks_for(lines), kThreads, 0, context.stream>>>(
-          plan, lines, count, static_cast<char*>(out.data()), static_cast<const char*>(source.data()),
-          static_cast<const char*>(index.data()), out.stride(dim) * element, source.stride(dim) * element, index_step,
-          out.size(dim), check.record());
+  // A validated index needs no record: nothing is read back, so the host never waits here.
+  std::unique_ptr<IndexCheck> check;
+  if (bounds == IndexBounds::Check) check = std::make_unique<IndexCheck>(context, out.device().index);
+  IndexError* record = check ? check->record() : nullptr;
+  // An embedding's gradient (many rows at once) takes the sorted-rows path; anything else the generic one.
+  if (!index_add_rows(out, dim, index, source, record)) {
+    Tensor out_lines = with_size_one(out, dim);
+    Tensor source_lines = restrided(source, out_lines.shape(), source.strides());
+    OffsetPlan<2> plan = make_plan<2>(out_lines.shape(), {&out_lines, &source_lines});
+    const int64_t element = static_cast<int64_t>(out.element_size());
+    const int64_t lines = out_lines.numel();
+    visit_index_dtype(index.dtype(), "index_add", [&]<typename I>() {
+      const int64_t index_step = index.dim() == 0 ? 0 : index.stride(0) * static_cast<int64_t>(sizeof(I));
+      visit_dtype(out.dtype(), [&]<typename T>() {
+        index_add_kernel<T, I><<<blocks_for(lines), kThreads, 0, context.stream>>>(
+            plan, lines, count, static_cast<char*>(out.data()), static_cast<const char*>(source.data()),
+            static_cast<const char*>(index.data()), out.stride(dim) * element, source.stride(dim) * element, index_step,
+            out.size(dim), record);
+      });
     });
-  });
-  check_launch("index_add", out.dtype());
-  check.finish("index_add", dim, out.size(dim));
+    check_launch("index_add", out.dtype());
+  }
+  if (check) check->finish("index_add", dim, out.size(dim));
 }
 
 }  // namespace dtrain::cuda

@@ -72,8 +72,8 @@ TEST_CASE("cuda kernels: index_select and index_add match the CPU with int32 and
         if (dtype == kBool) continue;
         Tensor source = wavy(selected, kFloat64, 1.0, 1.3).to(dtype);
         Tensor cpu_target = input.clone(), gpu_target = input.to(gpu());
-        cpu_table().index_add(cpu_target, dim, index, source);
-        gpu_table().index_add(gpu_target, dim, index.to(gpu()), source.to(gpu()));
+        cpu_table().index_add(cpu_target, dim, index, source, IndexBounds::Check);
+        gpu_table().index_add(gpu_target, dim, index.to(gpu()), source.to(gpu()), IndexBounds::Check);
         require_match(gpu_target, cpu_target, "index_add" + what);
       }
     }
@@ -96,7 +96,7 @@ TEST_CASE("cuda kernels: an index out of range raises the CPU's message") {
 
   Tensor target = zeros({4, 5}, {.device = gpu()});
   const std::string add_error =
-      error_of([&] { gpu_table().index_add(target, 0, from_vector(std::vector<int64_t>{4}).to(gpu()), ones({1, 5}, {.device = gpu()})); });
+      error_of([&] { gpu_table().index_add(target, 0, from_vector(std::vector<int64_t>{4}).to(gpu()), ones({1, 5}, {.device = gpu()}), IndexBounds::Check); });
   CHECK_THAT(add_error, Contains("index_add: index 4 is out of bounds for dimension 0 with size 4"));
   const std::string scatter_error =
       error_of([&] { gpu_table().scatter_add(target, 1, bad.to(gpu()), ones({1, 3}, {.device = gpu()})); });

@@ -109,6 +109,10 @@ const std::vector<OpCase>& op_cases() {
       {"expand", {{1, 7}}, [](V x, Device) { return x[0].expand({5, 7}) * 2.0; }},
       // layers (their CPU fast paths against the CUDA composed paths)
       {"linear", {{4, 6}, {3, 6}, {3}}, [](V x, Device) { return linear(x[0], x[1], x[2]); }},
+      {"feed_forward_gelu", {{4, 6}, {8, 6}, {8}, {5, 8}, {5}},
+       [](V x, Device) { return feed_forward_gelu(x[0], x[1], x[2], x[3], x[4]); }},
+      {"feed_forward_gelu (hidden 16: the GELU epilogues apply)", {{3, 8}, {16, 8}, {16}, {8, 16}, {8}},
+       [](V x, Device) { return feed_forward_gelu(x[0], x[1], x[2], x[3], x[4]); }},
       {"layer_norm", {{4, 6}, {6}, {6}}, [](V x, Device) { return layer_norm(x[0], {6}, x[1], x[2]); }},
       {"cross_entropy", {{5, 4}},
        [](V x, Device d) { return cross_entropy(x[0], index_tensor({3, 0, 1, 3, 2}, {5}, d)); }},

@@ -70,9 +70,9 @@ class CountingBackend final : public Backend {
     Call call(*this, "index_select");
     table_.index_select(input, dim, index, out);
   }
-  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source) override {
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, IndexBounds bounds) override {
     Call call(*this, "index_add");
-    table_.index_add(out, dim, index, source);
+    table_.index_add(out, dim, index, source, bounds);
   }
   void causal_softmax(const Tensor& scores, Tensor& out) override {
     Call call(*this, "causal_softmax");
@@ -138,6 +138,11 @@ class CountingBackend final : public Backend {
                        LinearActivation activation, Tensor& grad_rows, Tensor& grad_weight, Tensor& grad_bias) override {
     Call call(*this, activation == LinearActivation::GeluTanh ? "linear_gelu_backward" : "linear_backward");
     table_.linear_backward(grad_out, rows, weight, pre_activation, activation, grad_rows, grad_weight, grad_bias);
+  }
+  void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
+                             LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override {
+    Call call(*this, activation == LinearActivation::GeluTanh ? "linear_input_gradient_gelu" : "linear_input_gradient");
+    table_.linear_input_gradient(grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
   bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
     Call call(*this, nullptr);

@@ -32,7 +32,8 @@ TokenCorpus read_folder(const std::filesystem::path& folder) {
       text_files.push_back(entry.path());
     }
   }
-  TokenCorpus corpus{.byte_level = token_files.empty()};
+  TokenCorpus corpus;
+  corpus.byte_level = token_files.empty();
   std::vector<std::filesystem::path>& files = corpus.byte_level ? text_files : token_files;
   std::sort(files.begin(), files.end());
   for (const auto& file : files) append(corpus.tokens, corpus.byte_level ? read_text_bytes(file) : read_token_file(file));
@@ -56,9 +57,11 @@ int32_t max_token(const Tokens& tokens) {
   return tokens.empty() ? -1 : *std::max_element(tokens.begin(), tokens.end());
 }
 
-int64_t vocabulary_for(const TokenCorpus& corpus) {
-  const int64_t needed = static_cast<int64_t>(max_token(corpus.tokens)) + 1;
-  if (corpus.byte_level || needed <= kByteVocabulary) return kByteVocabulary;
+int64_t vocabulary_for(const TokenCorpus& corpus) { return vocabulary_for(max_token(corpus.tokens), corpus.byte_level); }
+
+int64_t vocabulary_for(int32_t max_token, bool byte_level) {
+  const int64_t needed = static_cast<int64_t>(max_token) + 1;
+  if (byte_level || needed <= kByteVocabulary) return kByteVocabulary;
   if (needed <= kGpt2PaddedVocabulary) return kGpt2PaddedVocabulary;
   return (needed + kVocabularyPadding - 1) / kVocabularyPadding * kVocabularyPadding;
 }

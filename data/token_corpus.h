@@ -41,6 +41,8 @@ TokenCorpus read_token_corpus(const std::filesystem::path& path);
 //   tokens all below 50304 (GPT-2's 50257, padded)                     50304
 //   otherwise: the largest token + 1, rounded up to a multiple of 128
 int64_t vocabulary_for(const TokenCorpus& corpus);
+// The same for a stream whose largest token is max_token (-1: empty).
+int64_t vocabulary_for(int32_t max_token, bool byte_level);
 
 // The largest token, -1 for an empty stream.
 int32_t max_token(const Tokens& tokens);

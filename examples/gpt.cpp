@@ -244,14 +244,18 @@ dist::RunSettings run_settings(const Config& config, const GptShape& shape) {
 }
 
 void print_header(const Config& config, const GptShape& shape, int64_t parameters, ParallelTraining& training) {
-  std::printf("gpt: %lld layers, d_model %lld, %lld heads, context %lld, vocabulary %lld%s: %lld parameters; %s lr %g, "
-              "%lld steps (warmup %lld), %d threads, %s\n",
+  std::printf("gpt: %lld layers, d_model %lld, %lld heads, context %lld, vocabulary %lld%s: %lld parameters; ",
               static_cast<long long>(shape.layers), static_cast<long long>(shape.d_model),
               static_cast<long long>(shape.heads), static_cast<long long>(shape.context),
               static_cast<long long>(shape.vocabulary), shape.byte_level ? " (bytes)" : "",
-              static_cast<long long>(parameters), training.optimizer_name().c_str(), config.optimizer.lr,
-              static_cast<long long>(config.steps), static_cast<long long>(config.warmup), num_threads(),
-              training.description().c_str());
+              static_cast<long long>(parameters));
+  if (config.generate > 0) {
+    std::printf("generating %lld tokens, %s\n", static_cast<long long>(config.generate), training.description().c_str());
+    return;
+  }
+  std::printf("%s lr %g, %lld steps (warmup %lld), %d threads, %s\n", training.optimizer_name().c_str(),
+              config.optimizer.lr, static_cast<long long>(config.steps), static_cast<long long>(config.warmup),
+              num_threads(), training.description().c_str());
 }
 
 void run(Config config) {

@@ -309,7 +309,7 @@ void run(Config config) {
   // crops; validation windows lie side by side, each token predicted once.
   auto train_set = std::make_shared<TokenDataset>(corpus->train, shape.context, 1);
   auto validation_set = std::make_shared<TokenDataset>(corpus->validation, shape.context);
-  const double entropy = unigram_entropy(corpus->validation, shape.vocabulary);
+  const double entropy = unigram_entropy(*corpus);
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   optim::LrSchedule schedule = optim::warmup_cosine_lr({.max_lr = config.optimizer.lr,
@@ -318,8 +318,8 @@ void run(Config config) {
                                                         .total_steps = config.steps});
   int64_t step = config.run.resume.empty() ? 0 : training.resume(config.run.resume, loader);
   const char* unit = shape.byte_level ? "byte" : "token";
-  std::printf("corpus %s; unigram entropy of the validation %ss %.4f nats/%s (%.3f bits)\n",
-              corpus->description.c_str(), unit, entropy, unit, entropy / std::log(2.0));
+  std::printf("corpus %s; unigram entropy %.4f nats/%s (%.3f bits)\n", corpus->description.c_str(), entropy, unit,
+              entropy / std::log(2.0));
 
   MetricsLog metrics(reporting_rank ? config.run.metrics : "");
   const int64_t last_step = config.run.last_step(config.steps);

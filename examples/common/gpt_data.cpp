@@ -51,13 +51,16 @@ GptCorpus read_gpt_corpus(const std::string& data, const std::string& validation
   return corpus;
 }
 
-double unigram_entropy(const Tokens& tokens, int64_t vocabulary) {
-  std::vector<double> counts(static_cast<size_t>(vocabulary), 0.0);
-  for (int32_t token : tokens) counts[static_cast<size_t>(token)] += 1;
+double unigram_entropy(const GptCorpus& corpus) {
+  std::vector<double> counts(static_cast<size_t>(corpus.vocabulary), 0.0);
+  for (const Tokens* tokens : {&corpus.train, &corpus.validation}) {
+    for (int32_t token : *tokens) counts[static_cast<size_t>(token)] += 1;
+  }
+  const auto total = static_cast<double>(corpus.train.size() + corpus.validation.size());
   double entropy = 0;
   for (double count : counts) {
     if (count == 0) continue;
-    double p = count / static_cast<double>(tokens.size());
+    double p = count / total;
     entropy -= p * std::log(p);
   }
   return entropy;

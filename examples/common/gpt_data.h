@@ -22,8 +22,9 @@ struct GptCorpus {
 // context is a usage error (exit 2) naming the file.
 GptCorpus read_gpt_corpus(const std::string& data, const std::string& validation_data, int64_t context);
 
-// -sum p log p over the token frequencies, in nats: the cross-entropy of the best model that
-// ignores context. A language model's loss must fall below it to have learned anything more.
-double unigram_entropy(const Tokens& tokens, int64_t vocabulary);
+// -sum p log p over the token frequencies of the whole corpus (training and validation), in
+// nats: the cross-entropy of the best model that ignores context. A language model's loss must
+// fall below it to have learned anything more.
+double unigram_entropy(const GptCorpus& corpus);
 
 }  // namespace dtrain::examples

@@ -262,10 +262,13 @@ void run(Config config) {
   // Every rank says where it runs; then rank 0 alone reports and writes metrics.
   const bool reporting_rank = dist::rank() == 0;
   const int64_t global_batch = config.batch * dist::world_size() * config.parallel.grad_accum;
-  std::printf("gpt: %s, %s; global batch %lld = %lld per rank x %d ranks x %lld micro-batches\n",
-              dist::placement_text(config.device).c_str(), config.parallel.precision.c_str(),
-              static_cast<long long>(global_batch), static_cast<long long>(config.batch), dist::world_size(),
-              static_cast<long long>(config.parallel.grad_accum));
+  std::printf("gpt: %s, %s", dist::placement_text(config.device).c_str(), config.parallel.precision.c_str());
+  if (config.generate == 0) {
+    std::printf("; global batch %lld = %lld per rank x %d ranks x %lld micro-batches",
+                static_cast<long long>(global_batch), static_cast<long long>(config.batch), dist::world_size(),
+                static_cast<long long>(config.parallel.grad_accum));
+  }
+  std::printf("\n");
   std::fflush(stdout);
   if (!reporting_rank) std::freopen("/dev/null", "w", stdout);
   manual_seed(config.run.seed);

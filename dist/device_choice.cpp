@@ -13,7 +13,7 @@ Device choose_training_device(const std::string& choice) {
   if (choice == "cpu") return Device::cpu();
   if (!cuda::is_available()) {
     if (choice == "auto") return Device::cpu();
-    fail("no usable GPU for --device cuda: ", cuda::unavailable_reason());
+    fail("choose_training_device: cuda asked for, but no GPU is usable: ", cuda::unavailable_reason());
   }
   Device device = cuda::device_for_local_rank(local_rank());
   cuda::set_device(device.index);

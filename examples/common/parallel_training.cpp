@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/cuda_device.h"
 #include "core/grad_mode.h"
 #include "core/ops/elementwise.h"
 #include "dist/checkpoint/sharded_checkpoint.h"
@@ -54,7 +55,10 @@ Device resolve_parallel_flags(ParallelChoice& choice) {
     usage_error("--zero-stage must be 0, 1, 2 or 3, got ", choice.zero_stage);
   }
   if (choice.grad_accum < 1) usage_error("--grad-accum must be >= 1, got ", choice.grad_accum);
-  Device device = read_input([&] { return dist::choose_training_device(choice.device); });
+  if (choice.device == "cuda" && !cuda::is_available()) {
+    usage_error("--device cuda: no usable GPU (", cuda::unavailable_reason(), ")");
+  }
+  Device device = dist::choose_training_device(choice.device);
   choice.device = device.is_cuda() ? "cuda" : "cpu";
   if (choice.precision == "auto") choice.precision = device.is_cuda() ? "bf16" : "fp32";
   return device;

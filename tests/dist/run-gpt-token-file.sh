@@ -4,14 +4,15 @@
 # and mpirun's output redirected to a file:
 #   - the training loss falls (first against last logged loss, rank 0's metrics);
 #   - the log has no carriage return or escape code, one progress stream (each "step N/M" line
-#     once), each rank's start line once and rank 0's header once;
+#     once), each rank's start line once and rank 0's header once; under a terminal (script(1))
+#     the progress line is redrawn in place;
 #   - a token file with a truncated body is refused (exit 2) with the reason.
 #
 #   run-gpt-token-file.sh GPT
 #   environment: MPIEXEC (default mpirun)
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,11p' "$0"
+  sed -n '2,12p' "$0"
   exit 2
 fi
 gpt=$1
@@ -60,9 +61,22 @@ for rank in 0 1; do
 done
 [ "$(grep -c "^gpt: 2 layers" "$scratch/out")" -eq 1 ] || fail "expected rank 0's header once: $(cat "$scratch/out")"
 
+# The other half of the rule: when mpirun's own stdout is a terminal (script(1) gives it one), the
+# line is redrawn in place.
+if command -v script > /dev/null; then
+  timeout 240 script -qec "\"$mpiexec\" --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 \
+    -np 2 \"$gpt\" $model --data \"$scratch/train.bin\" --steps 4 --eval-every 100 --sample-bytes 0" /dev/null \
+    < /dev/null > "$scratch/terminal.out" 2>&1 || fail "gpt under mpirun in a terminal: $(cat "$scratch/terminal.out")"
+  grep -q "$(printf '\033')\\[K" "$scratch/terminal.out" ||
+    fail "expected the progress redrawn in place when mpirun writes to a terminal: $(od -c "$scratch/terminal.out" | head -n 20)"
+  in_place="redrawn in place in a terminal"
+else
+  in_place="script(1) missing: the terminal case not checked"
+fi
+
 "$gpt" $model --data "$scratch/cut.bin" --steps 1 > "$scratch/cut.out" 2>&1
 status=$?
 [ "$status" -eq 2 ] && grep -q "cut.bin.*promises 10 tokens.*truncated?" "$scratch/cut.out" ||
   fail "expected a truncated token file to be refused with exit 2 and the reason, got exit $status: $(cat "$scratch/cut.out")"
 echo "gpt on a token file under mpirun -np 2 (ZeRO 2): loss $first -> $last; plain log, one progress stream;" \
-     "a truncated token file refused"
+     "$in_place; a truncated token file refused"

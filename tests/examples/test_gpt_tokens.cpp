@@ -189,7 +189,7 @@ TEST_CASE("gpt warms the learning rate up for a tenth of a short run, then decay
 }
 
 // SGD without clipping, so that a gradient twice too large would show (Adam would hide it).
-TEST_CASE("--grad-accum 2 of batch 4 trains as batch 8 does") {
+TEST_CASE("gpt with --grad-accum 2 of batch 4 trains as batch 8 does") {
   TemporaryDirectory directory;
   const std::vector<std::string> common = {"--context", "16", "--d-model", "16", "--layers", "1", "--heads", "2",
                                            "--optimizer", "sgd", "--lr", "0.1", "--grad-clip", "0",
@@ -219,7 +219,7 @@ TEST_CASE("--grad-accum 2 of batch 4 trains as batch 8 does") {
   CHECK(compared > 5);
 }
 
-TEST_CASE("--device cuda without a usable GPU exits 2 with a one-line reason") {
+TEST_CASE("gpt and mlp with --device cuda and no usable GPU exit 2 with a one-line reason") {
   if (cuda::is_available()) {
     WARN("skipped: a GPU is visible, so --device cuda is usable here");
     return;

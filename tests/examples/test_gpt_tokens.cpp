@@ -3,7 +3,9 @@
 // short run, gradient accumulation, and --device cuda without a GPU.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>

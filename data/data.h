@@ -7,5 +7,6 @@
 #include "data/idx.h"
 #include "data/sampler.h"
 #include "data/shuffle.h"
+#include "data/token_corpus.h"
 #include "data/token_dataset.h"
 #include "data/tokens.h"

@@ -43,6 +43,7 @@ struct Config {
   OptimizerChoice optimizer;
   ParallelChoice parallel;
   RunFlags run;
+  Device device;
 };
 
 std::vector<int64_t> parse_widths(const std::string& text) {
@@ -81,7 +82,7 @@ Config parse_flags(int argc, char** argv) {
   if (config.epochs < 1) usage_error("--epochs must be >= 1, got ", config.epochs);
   if (config.steps < 0) usage_error("--steps must be >= 0, got ", config.steps);
   check_optimizer_flags(config.optimizer);
-  check_parallel_flags(config.parallel);
+  config.device = resolve_parallel_flags(config.parallel);
   config.run.check_and_apply();
   return config;
 }
@@ -117,8 +118,9 @@ Evaluation evaluate(Module& model, ParallelTraining& training, const std::shared
   int64_t correct = 0;
   for (Batch& batch : loader) {
     Tensor logits = training(normalize(batch.inputs));
-    loss_sum += cross_entropy(logits, batch.targets, {.reduction = Reduction::Sum}).item();
-    correct += static_cast<int64_t>(sum(eq(argmax(logits, 1), batch.targets)).item());
+    Tensor targets = batch.targets.to(training.device());
+    loss_sum += cross_entropy(logits, targets, {.reduction = Reduction::Sum}).item();
+    correct += static_cast<int64_t>(sum(eq(argmax(logits, 1), targets)).item());
   }
   model.train();
   auto count = static_cast<double>(test_set->size());
@@ -133,8 +135,15 @@ std::string format(const char* pattern, Values... values) {
 }
 
 void run_training(const Config& config) {
-  // Under mpirun every rank trains on its own share of the data; rank 0 alone reports and saves.
+  // Under mpirun every rank trains on its own share of the data and says where it runs; rank 0
+  // alone reports and saves.
   const bool reporting_rank = dist::rank() == 0;
+  const int64_t global_batch = config.batch * dist::world_size() * config.parallel.grad_accum;
+  std::printf("mlp: %s, %s; global batch %lld = %lld per rank x %d ranks x %lld micro-batches\n",
+              dist::placement_text(config.device).c_str(), config.parallel.precision.c_str(),
+              static_cast<long long>(global_batch), static_cast<long long>(config.batch), dist::world_size(),
+              static_cast<long long>(config.parallel.grad_accum));
+  std::fflush(stdout);
   if (!reporting_rank) std::freopen("/dev/null", "w", stdout);
   manual_seed(config.run.seed);
   // A missing or unreadable dataset is a usage error: exit code 2 with the reason.
@@ -153,7 +162,10 @@ void run_training(const Config& config) {
   ParallelTraining training(model, config.optimizer, config.parallel, std::move(settings));  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
-  const int64_t total_steps = config.steps > 0 ? config.steps : config.epochs * loader.batches_per_epoch();
+  // Each step takes --grad-accum batches.
+  const int64_t total_steps = config.steps > 0 ? config.steps
+                                               : std::max<int64_t>(1, config.epochs * loader.batches_per_epoch() /
+                                                                          config.parallel.grad_accum);
   const int64_t last_step = config.run.last_step(total_steps);
   // Cosine decay from --lr to a tenth of it: a pure function of the step, so resuming needs
   // nothing but the step.
@@ -173,16 +185,21 @@ void run_training(const Config& config) {
   ProgressLine progress(last_step, "samples/s", config.run.log_every);
 
   while (step < last_step) {
-    Batch batch = loader.next();
     double lr = schedule(step);
     training.set_lr(lr);
     training.zero_grad();
-    Tensor loss = cross_entropy(training(normalize(batch.inputs)), batch.targets);
-    training.backward(loss);
-    training.step();
+    int64_t samples = 0;
+    double loss = training.accumulation_step(
+        config.parallel.grad_accum,
+        [&](int64_t) {
+          Batch batch = loader.next();
+          samples += batch.inputs.size(0) * dist::world_size();
+          return cross_entropy(training(normalize(batch.inputs)), batch.targets.to(training.device()));
+        },
+        0.0);
     ++step;
 
-    progress.update(step, loss.item(), batch.inputs.size(0) * dist::world_size());
+    progress.update(step, loss, samples);
     if (step % config.run.log_every == 0 || step == last_step) {
       metrics.write(
           {{"step", step}, {"loss", progress.mean_loss()}, {"lr", lr}, {"samples_per_s", progress.throughput()}});

@@ -15,5 +15,6 @@
 #include "layers/loss.h"
 #include "layers/module.h"
 #include "layers/pooling.h"
+#include "layers/sampling.h"
 #include "layers/state_dict.h"
 #include "layers/transformer.h"

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 #include <system_error>
 #include <type_traits>
 
@@ -79,6 +80,12 @@ void FlagParser::add_flag(const std::string& name, Target target, const std::str
   flags_.push_back({name, target, help, default_text, std::move(choices)});
 }
 
+void FlagParser::describe_default(const std::string& name, const std::string& text) {
+  auto found = std::find_if(flags_.begin(), flags_.end(), [&](const Flag& flag) { return flag.name == name; });
+  if (found == flags_.end()) throw std::logic_error("FlagParser::describe_default: no flag --" + name);
+  found->default_text = text;
+}
+
 const FlagParser::Flag* FlagParser::find(const std::string& name) const {
   auto found = std::find_if(flags_.begin(), flags_.end(), [&](const Flag& flag) { return flag.name == name; });
   return found == flags_.end() ? nullptr : &*found;
@@ -112,7 +119,8 @@ void FlagParser::assign(const Flag& flag, const std::string& value) const {
       flag.target);
 }
 
-void FlagParser::parse(int argc, char** argv) const {
+std::set<std::string> FlagParser::parse(int argc, char** argv) const {
+  std::set<std::string> given;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];
     if (argument == "--help" || argument == "-h") throw ProgramExit(0, usage());
@@ -138,7 +146,9 @@ void FlagParser::parse(int argc, char** argv) const {
       value = argv[++i];
     }
     assign(*flag, value);
+    given.insert(name);
   }
+  return given;
 }
 
 std::string FlagParser::usage() const {

@@ -7,6 +7,7 @@
 //   flags.add("batch", batch, "examples per step");
 //   flags.parse(argc, argv);  // --help: usage on stdout, exit 0; a bad flag: one line, exit 2
 #include <cstdint>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -27,9 +28,15 @@ class FlagParser {
   void add_choice(const std::string& name, std::string& value, std::vector<std::string> choices,
                   const std::string& help);
 
-  // Sets the bound variables from argv. Throws ProgramExit: code 0 with the usage text for
-  // --help, code 2 naming the problem for an unknown flag, a missing or malformed value.
-  void parse(int argc, char** argv) const;
+  // --help shows text as the flag's default instead of the variable's value, for a default
+  // computed after parsing ("a tenth of --steps").
+  void describe_default(const std::string& name, const std::string& text);
+
+  // Sets the bound variables from argv and returns the names of the flags argv gave (so a
+  // program can tell a value the user chose from a default). Throws ProgramExit: code 0 with the
+  // usage text for --help, code 2 naming the problem for an unknown flag, a missing or malformed
+  // value.
+  std::set<std::string> parse(int argc, char** argv) const;
 
   std::string usage() const;
 

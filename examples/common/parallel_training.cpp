@@ -6,12 +6,16 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/cuda_device.h"
 #include "core/grad_mode.h"
+#include "core/ops/elementwise.h"
 #include "dist/checkpoint/sharded_checkpoint.h"
 #include "dist/checkpoint/sharded_save.h"
 #include "dist/checkpoint/whole_state.h"
+#include "dist/device_choice.h"
 #include "dist/init.h"
 #include "examples/common/checkpoint_rotation.h"
+#include "examples/common/checkpoint_source.h"
 #include "examples/common/program_exit.h"
 #include "optim/clip_grad.h"
 #include "train/checkpoint.h"
@@ -20,8 +24,8 @@ namespace dtrain::examples {
 
 namespace {
 
-DType compute_dtype_of(const std::string& precision) {
-  if (precision == "bf16") return kBFloat16;
+DType compute_dtype_of(const std::string& precision, Device device) {
+  if (precision == "bf16" || (precision == "auto" && device.is_cuda())) return kBFloat16;
   if (precision == "fp16") return kFloat16;
   return kFloat32;
 }
@@ -35,23 +39,40 @@ std::string mebibytes(int64_t bytes) {
 }  // namespace
 
 void add_parallel_flags(FlagParser& flags, ParallelChoice& choice) {
+  flags.add_choice("device", choice.device, dist::kDeviceChoices,
+                   "auto: cuda:(local rank mod visible GPUs) when a GPU is visible, else the CPU; cpu; cuda");
   flags.add("zero-stage", choice.zero_stage,
             "0: DDP; 1, 2, 3: ZeRO sharding of optimizer state, + gradients, + parameters");
-  flags.add_choice("precision", choice.precision, {"fp32", "bf16", "fp16"},
-                   "compute dtype; bf16 and fp16 keep fp32 master weights (fp16 scales the loss)");
+  flags.add_choice("precision", choice.precision, {"fp32", "bf16", "fp16", "auto"},
+                   "compute dtype; bf16 and fp16 keep fp32 master weights (fp16 scales the loss); "
+                   "auto: bf16 on a GPU, fp32 on the CPU");
+  flags.add("grad-accum", choice.grad_accum,
+            "micro-batches of --batch per optimizer step (DDP all-reduces only the last one's backward)");
 }
 
-void check_parallel_flags(const ParallelChoice& choice) {
+Device resolve_parallel_flags(ParallelChoice& choice) {
   if (choice.zero_stage < 0 || choice.zero_stage > 3) {
     usage_error("--zero-stage must be 0, 1, 2 or 3, got ", choice.zero_stage);
   }
+  if (choice.grad_accum < 1) usage_error("--grad-accum must be >= 1, got ", choice.grad_accum);
+  if (choice.device == "cuda" && !cuda::is_available()) {
+    usage_error("--device cuda: no usable GPU (", cuda::unavailable_reason(), ")");
+  }
+  Device device = dist::choose_training_device(choice.device);
+  choice.device = device.is_cuda() ? "cuda" : "cpu";
+  if (choice.precision == "auto") choice.precision = device.is_cuda() ? "bf16" : "fp32";
+  return device;
 }
 
 ParallelTraining::ParallelTraining(std::shared_ptr<Module> model, const OptimizerChoice& optimizer,
                                    const ParallelChoice& choice, dist::RunSettings settings)
-    : model_(std::move(model)), compute_dtype_(compute_dtype_of(choice.precision)) {
+    : model_(std::move(model)),
+      device_(dist::choose_training_device(choice.device)),
+      compute_dtype_(compute_dtype_of(choice.precision, device_)) {
+  model_->to(device_);
   dist::RunSettings run_settings{{"zero_stage", setting_text(choice.zero_stage)},
-                                 {"precision", choice.precision},
+                                 {"precision", dtype_name(compute_dtype_)},
+                                 {"grad_accum", setting_text(choice.grad_accum)},
                                  {"optimizer", optimizer.name},
                                  {"lr", setting_text(optimizer.lr)},
                                  {"weight_decay", setting_text(optimizer.weight_decay)},
@@ -78,9 +99,15 @@ ParallelTraining::ParallelTraining(std::shared_ptr<Module> model, const Optimize
 Tensor ParallelTraining::operator()(const Tensor& input) {
   // Without autograd (evaluation, sampling) DDP has nothing to synchronise: the module alone, so
   // that rank 0 can evaluate while the others wait.
-  if (ddp_) return grad_mode_enabled() ? (*ddp_)(input) : (*model_)(input);
-  const bool cast = is_floating(input.dtype()) && input.dtype() != compute_dtype_;
-  Tensor output = (*zero_)(cast ? input.to(compute_dtype_) : input);
+  const Tensor on_device = input.device() == device_ ? input : input.to(device_);
+  if (ddp_) {
+    if (!grad_mode_enabled()) return (*model_)(on_device);
+    if (gradient_sync_) return (*ddp_)(on_device);
+    auto no_sync = ddp_->no_sync();
+    return (*ddp_)(on_device);
+  }
+  const bool cast = is_floating(on_device.dtype()) && on_device.dtype() != compute_dtype_;
+  Tensor output = (*zero_)(cast ? on_device.to(compute_dtype_) : on_device);
   return is_floating(output.dtype()) && output.dtype() != kFloat32 ? output.to(kFloat32) : output;
 }
 
@@ -98,6 +125,21 @@ void ParallelTraining::clip_grad_norm(double max_norm) {
   } else {
     zero_->clip_grad_norm(max_norm);
   }
+}
+
+double ParallelTraining::accumulation_step(int64_t micro_batches, const std::function<Tensor(int64_t)>& micro_batch_loss,
+                                           double grad_clip) {
+  double loss_sum = 0;
+  for (int64_t i = 0; i < micro_batches; ++i) {
+    gradient_sync_ = i + 1 == micro_batches;
+    Tensor loss = micro_batch_loss(i);
+    gradient_sync_ = true;
+    backward(micro_batches == 1 ? loss : loss / static_cast<double>(micro_batches));
+    loss_sum += loss.item();
+  }
+  if (grad_clip > 0) clip_grad_norm(grad_clip);
+  step();
+  return loss_sum / static_cast<double>(micro_batches);
 }
 
 bool ParallelTraining::step() {
@@ -178,10 +220,7 @@ train::TrainingState ParallelTraining::load(const std::string& path) {
 }
 
 int64_t ParallelTraining::resume(const std::string& path, DataLoader& loader) {
-  std::string from = path;
-  if (std::filesystem::is_directory(path) && !std::filesystem::exists(std::filesystem::path(path) / "index.json")) {
-    if (auto newest = newest_rotated_checkpoint(path)) from = newest->string();
-  }
+  std::string from = resolve_checkpoint_path(path);
   train::TrainingState state = read_input([&] { return load(from); });
   train::restore_generator(state.generator("default"));
   loader.set_state(state.loader("train"));

@@ -1,9 +1,9 @@
 #include "examples/common/progress_line.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <utility>
+
+#include "dist/terminal_output.h"
 
 namespace dtrain::examples {
 
@@ -32,7 +32,7 @@ constexpr double kRedrawSeconds = 0.1;
 
 ProgressLine::ProgressLine(int64_t total_steps, std::string unit, int64_t every)
     : total_steps_(total_steps), unit_(std::move(unit)), every_(every < 1 ? 1 : every),
-      in_place_(isatty(fileno(stdout)) == 1), last_update_(Clock::now()), last_draw_(last_update_) {}
+      in_place_(dist::stdout_redraws_in_place()), last_update_(Clock::now()), last_draw_(last_update_) {}
 
 ProgressLine::~ProgressLine() {
   if (line_open_) std::fputc('\n', stdout);

@@ -1,7 +1,8 @@
 #pragma once
 // ProgressLine: the live status of a training run — step, loss, throughput, ETA. On a terminal
-// it redraws one line in place (\r); otherwise (a log file, a pipe) it prints a plain line every
-// `every` steps, so logs stay readable.
+// it redraws one line in place (\r); otherwise (a log file, a pipe, or mpirun's output redirected:
+// the rule is dist/terminal_output.h's) it prints a plain line every `every` steps, so logs stay
+// readable.
 //
 //   ProgressLine progress(total_steps, "samples/s", 50);
 //   progress.update(step, loss, batch_size);  // after each step

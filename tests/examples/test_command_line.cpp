@@ -36,7 +36,11 @@ TEST_CASE("--help prints every flag and exits 0") {
   }
   CHECK_THAT(run_program(kMlpProgram, {"--help"}).out, Contains("--hidden") && Contains("--epochs"));
   CHECK_THAT(run_program(kGptProgram, {"--help"}).out,
-             Contains("--d-model") && Contains("--layers") && Contains("--temperature") && Contains("--top-k"));
+             Contains("--d-model") && Contains("--layers") && Contains("--temperature") && Contains("--top-k") &&
+                 Contains("--model") && Contains("--val-data") && Contains("--generate") && Contains("--prompt-tokens"));
+  for (const char* program : {kMlpProgram, kGptProgram}) {
+    CHECK_THAT(run_program(program, {"--help"}).out, Contains("--device") && Contains("--grad-accum"));
+  }
 }
 
 TEST_CASE("an unknown flag, a missing or malformed value exit 2 with a one-line reason") {
@@ -51,6 +55,9 @@ TEST_CASE("an unknown flag, a missing or malformed value exit 2 with a one-line 
   require_usage_error(run_program(kMlpProgram, {"stray"}), "mlp", "unexpected argument 'stray'");
   require_usage_error(run_program(kMlpProgram, {"--zero-stage", "4"}), "mlp", "--zero-stage must be 0, 1, 2 or 3, got 4");
   require_usage_error(run_program(kGptProgram, {"--precision", "fp8"}), "gpt", "one of fp32, bf16, fp16");
+  require_usage_error(run_program(kGptProgram, {"--device", "tpu"}), "gpt", "one of auto, cpu, cuda");
+  require_usage_error(run_program(kGptProgram, {"--model", "gpt5"}), "gpt", "one of tiny, gpt2-124m, gpt2-350m");
+  require_usage_error(run_program(kMlpProgram, {"--grad-accum", "0"}), "mlp", "--grad-accum must be >= 1, got 0");
 }
 
 TEST_CASE("a missing dataset exits 2 with a one-line reason naming it") {

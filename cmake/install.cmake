@@ -1,7 +1,7 @@
 # What `cmake --install build --prefix P` puts under P (included at the end of CMakeLists.txt):
 #   include/dtrain/    the headers by their path from the repository root (core/tensor.h, dtrain.h)
 #   lib/               libdtrain_<folder>.a; libdtrain_cuda.so and libdtrain_nccl.so when built
-#   bin/               dtrain-consolidate
+#   bin/               dtrain-consolidate, dtrain-convert
 #   lib/cmake/dtrain/  dtrainConfig.cmake, dtrainConfigVersion.cmake and the exported targets
 #   lib/pkgconfig/     dtrain.pc
 # Everything is found relative to P, which is only known at install time (--prefix), so no file
@@ -34,12 +34,14 @@ foreach(plugin cuda nccl)
   endif()
 endforeach()
 
-# dtrain-consolidate finds the plugins through its RUNPATH, relative to where it is installed.
-if(TARGET dtrain-consolidate)
-  file(RELATIVE_PATH bin_to_lib /${CMAKE_INSTALL_BINDIR} /${CMAKE_INSTALL_LIBDIR})
-  set_target_properties(dtrain-consolidate PROPERTIES INSTALL_RPATH "\$ORIGIN/${bin_to_lib}")
-  install(TARGETS dtrain-consolidate RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-endif()
+# The tools find the plugins through their RUNPATH, relative to where they are installed.
+foreach(tool dtrain-consolidate dtrain-convert)
+  if(TARGET ${tool})
+    file(RELATIVE_PATH bin_to_lib /${CMAKE_INSTALL_BINDIR} /${CMAKE_INSTALL_LIBDIR})
+    set_target_properties(${tool} PROPERTIES INSTALL_RPATH "\$ORIGIN/${bin_to_lib}")
+    install(TARGETS ${tool} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endforeach()
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/dtrainConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/dtrainConfig.cmake INSTALL_DESTINATION ${dtrain_cmake_dir})

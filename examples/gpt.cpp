@@ -295,7 +295,7 @@ void run(Config config) {
     }
   }
 
-  auto model = std::make_shared<Gpt>(shape, config.dropout);
+  auto model = std::make_shared<GPT>(gpt_config(shape, config.dropout));
   const int64_t parameter_count = model->parameter_count();
   ParallelTraining training(model, config.optimizer, config.parallel, run_settings(config, shape));  // DDP or ZeRO
   print_header(config, shape, parameter_count, training);

@@ -9,6 +9,7 @@
 #include "layers/embedding.h"
 #include "layers/feed_forward.h"
 #include "layers/flatten.h"
+#include "layers/gpt.h"
 #include "layers/init.h"
 #include "layers/layer_norm.h"
 #include "layers/linear.h"

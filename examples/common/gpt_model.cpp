@@ -4,11 +4,7 @@
 #include <system_error>
 
 #include "core/error.h"
-#include "core/grad_mode.h"
-#include "core/ops/factory.h"
-#include "core/ops/elementwise.h"
 #include "examples/common/program_exit.h"
-#include "layers/transformer.h"
 
 namespace dtrain::examples {
 
@@ -110,30 +106,14 @@ GptShape resolve_gpt_shape(const GptShape& from_flags, const std::set<std::strin
   return *saved;
 }
 
-Gpt::Gpt(const GptShape& shape, double dropout) : Module("Gpt") {
-  token_embedding_ = register_module("token_embedding", std::make_shared<Embedding>(shape.vocabulary, shape.d_model));
-  position_embedding_ = register_module("position_embedding", std::make_shared<Embedding>(shape.context, shape.d_model));
-  dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout));
-  blocks_ = register_module("blocks", std::make_shared<ModuleList>());
-  for (int64_t i = 0; i < shape.layers; ++i) {
-    blocks_->push_back(std::make_shared<TransformerBlock>(TransformerConfig{
-        .d_model = shape.d_model, .heads = shape.heads, .mlp_ratio = shape.mlp_ratio, .dropout = dropout}));
-  }
-  final_norm_ = register_module("final_norm", std::make_shared<LayerNorm>(shape.d_model));
-  // The output layer reuses the token embedding's weight (weight tying, as GPT-2), as a module
-  // of its own, so that ZeRO stage 3 gathers the weight around it.
-  output_ = register_module("output", Linear::tied(token_embedding_->weight()));
-  // GPT-2 draws embeddings from N(0, 0.02^2). PyTorch's Embedding default, N(0, 1), would make
-  // the first logits (through the tied output layer) so large that training starts far off.
-  NoGradGuard no_grad;
-  for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
-}
-
-Tensor Gpt::forward(const Tensor& tokens) {
-  Tensor positions = arange(tokens.size(1), {.dtype = kInt64, .device = tokens.device()});
-  Tensor x = (*dropout_)((*token_embedding_)(tokens) + (*position_embedding_)(positions));
-  for (const std::shared_ptr<Module>& block : *blocks_) x = (*block)(x);
-  return (*output_)((*final_norm_)(x));
+GPTConfig gpt_config(const GptShape& shape, double dropout) {
+  return {.vocabulary = shape.vocabulary,
+          .context = shape.context,
+          .d_model = shape.d_model,
+          .layers = shape.layers,
+          .heads = shape.heads,
+          .mlp_ratio = shape.mlp_ratio,
+          .dropout = dropout};
 }
 
 }  // namespace dtrain::examples

@@ -4,19 +4,13 @@
 // and the shape as a checkpoint's metadata, so that --resume and generation need no size flags.
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "data/token_corpus.h"
-#include "layers/container.h"
-#include "layers/dropout.h"
-#include "layers/embedding.h"
-#include "layers/layer_norm.h"
-#include "layers/linear.h"
-#include "layers/module.h"
+#include "layers/gpt.h"
 
 namespace dtrain::examples {
 
@@ -70,24 +64,7 @@ GptShape resolve_gpt_shape(const GptShape& from_flags, const std::set<std::strin
                            const std::string& preset, const std::optional<GptShape>& saved,
                            const std::string& checkpoint);
 
-// Parameters are named as in GPT-2 checkpoints where the structure allows: token_embedding,
-// position_embedding, blocks.<i>.{ln1,attn,ln2,mlp}, final_norm (and output, the tied output
-// layer, whose weight is token_embedding.weight).
-class Gpt : public Module {
- public:
-  Gpt(const GptShape& shape, double dropout);
-
- protected:
-  // tokens [B, T] int64 -> logits [B, T, vocabulary]
-  Tensor forward(const Tensor& tokens) override;
-
- private:
-  std::shared_ptr<Embedding> token_embedding_;
-  std::shared_ptr<Embedding> position_embedding_;
-  std::shared_ptr<Dropout> dropout_;
-  std::shared_ptr<ModuleList> blocks_;
-  std::shared_ptr<Linear> output_;
-  std::shared_ptr<LayerNorm> final_norm_;
-};
+// The library model (layers/gpt.h) of that shape.
+GPTConfig gpt_config(const GptShape& shape, double dropout);
 
 }  // namespace dtrain::examples

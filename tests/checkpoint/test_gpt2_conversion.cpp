@@ -3,6 +3,7 @@
 // a model converted from transformers' own file: tests/checkpoint/test_gpt2_hugging_face.cpp.)
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>

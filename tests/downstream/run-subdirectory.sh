@@ -25,7 +25,7 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDTRAIN_SOURCE_DIR="$source" -DDTRAIN_CUDA=OFF \
   "${launcher[@]}" > "$build/configure.log" 2>&1 || { cat "$build/configure.log"; exit 1; }
 cmake --build "$build" | tail -n 1
-for program in demo mlp gpt dtrain-consolidate test_core bench_train_step; do
+for program in demo mlp gpt dtrain-consolidate dtrain-convert test_core bench_train_step; do
   if [ -n "$(find "$build" -name "$program" -type f)" ]; then
     echo "FAILED: add_subdirectory(dtrain) built $program; a user's build must get only the libraries"
     exit 1

@@ -23,7 +23,7 @@ void require_usage_error(const ProgramResult& result, const std::string& program
 
 }  // namespace
 
-TEST_CASE("--help prints every flag and exits 0") {
+TEST_CASE("each program's --help prints every flag and exits 0") {
   for (const char* program : {kMlpProgram, kGptProgram}) {
     ProgramResult result = run_program(program, {"--help"});
     INFO(program << " stderr: " << result.err);

@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "dtrain.h"
 #include "example_programs.h"
+#include "tests/examples/example_runs.h"
 #include "tests/examples/run_program.h"
 #include "tests/support/file_bytes.h"
 #include "tests/support/temporary_directory.h"
@@ -32,18 +33,6 @@ namespace {
 
 const std::vector<std::string> kTiny = {"--context", "16", "--d-model", "16", "--layers", "2", "--heads", "2",
                                         "--batch",   "4",  "--threads", "2",  "--eval-batches", "4"};
-
-std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-ProgramResult run_ok(const std::string& program, const std::vector<std::string>& arguments) {
-  ProgramResult result = run_program(program, arguments);
-  INFO(program << " stdout:\n" << result.out << "\nstderr:\n" << result.err);
-  REQUIRE(result.exit_code == 0);
-  return result;
-}
 
 void require_usage_error(const ProgramResult& result, const std::string& reason) {
   INFO("stdout: " << result.out << "\nstderr: " << result.err);

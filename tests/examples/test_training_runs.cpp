@@ -20,6 +20,7 @@
 #include "dist/checkpoint/sharded_checkpoint.h"
 #include "dtrain.h"
 #include "example_programs.h"
+#include "tests/examples/example_runs.h"
 #include "tests/examples/run_program.h"
 
 using namespace dtrain;
@@ -53,18 +54,6 @@ const std::vector<std::string> kTinyMlp = {"--hidden", "32,16", "--dropout", "0.
 const std::vector<std::string> kTinyGpt = {"--context", "16", "--d-model", "16", "--layers",  "2",
                                            "--heads",   "2",  "--batch",   "4",  "--dropout", "0.1",
                                            "--threads", "2",  "--eval-batches", "8"};
-
-std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-ProgramResult run_ok(const std::string& program, const std::vector<std::string>& arguments) {
-  ProgramResult result = run_program(program, arguments);
-  INFO(program << " stdout:\n" << result.out << "\nstderr:\n" << result.err);
-  REQUIRE(result.exit_code == 0);
-  return result;
-}
 
 std::vector<JsonValue> read_metrics(const std::string& path) {
   std::vector<JsonValue> records;

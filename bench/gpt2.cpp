@@ -6,8 +6,9 @@
 //              [--d-model 768] [--steps 10] [--warmup 3] [--dtype bf16|fp32] [--no-breakdown]
 //              [--peak-tflops 989]
 //
-// The model is GPT-2's (token + position embeddings, pre-norm blocks with causal attention and a
-// GELU-tanh MLP, a final LayerNorm, the output layer tied to the token embedding, no dropout).
+// The model is dtrain's GPT (layers/gpt.h: token + position embeddings, pre-norm blocks with
+// causal attention and a GELU-tanh MLP, a final LayerNorm, the output layer tied to the token
+// embedding), dropout 0.
 // bf16: the model computes in bfloat16 and optim::MasterWeightAdamW keeps float32 masters and
 // moments (one fused multi-tensor step); fp32: everything float32 (TF32 matmuls off).
 // AdamW lr 6e-4, betas (0.9, 0.95), weight decay 0.1. Tokens are uniform random.
@@ -87,38 +88,14 @@ Arguments parse(int argc, char** argv) {
   return arguments;
 }
 
-class Gpt2 : public Module {
- public:
-  explicit Gpt2(const Arguments& shape) : Module("Gpt2") {
-    token_embedding_ = register_module("token_embedding", std::make_shared<Embedding>(shape.vocabulary, shape.d_model));
-    position_embedding_ = register_module("position_embedding", std::make_shared<Embedding>(shape.context, shape.d_model));
-    blocks_ = register_module("blocks", std::make_shared<ModuleList>());
-    for (int64_t i = 0; i < shape.layers; ++i) {
-      blocks_->push_back(std::make_shared<TransformerBlock>(
-          TransformerConfig{.d_model = shape.d_model, .heads = shape.heads, .gelu = GeluApproximation::Tanh}));
-    }
-    final_norm_ = register_module("final_norm", std::make_shared<LayerNorm>(shape.d_model));
-    NoGradGuard no_grad;
-    for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
+// The token embedding's weight (also the tied output layer's): the breakdown times the
+// embedding and the head on it.
+Tensor token_embedding_weight(const GPT& model) {
+  for (const auto& [name, parameter] : model.named_parameters()) {
+    if (name == "token_embedding.weight") return parameter.detach();
   }
-
-  const std::shared_ptr<Embedding>& token_embedding() const { return token_embedding_; }
-
- protected:
-  // tokens [B, T] int64 -> logits [B, T, vocabulary]
-  Tensor forward(const Tensor& tokens) override {
-    const Tensor positions = arange(tokens.size(1), {.dtype = kInt64, .device = tokens.device()});
-    Tensor x = (*token_embedding_)(tokens) + (*position_embedding_)(positions);
-    for (const std::shared_ptr<Module>& block : *blocks_) x = (*block)(x);
-    return linear((*final_norm_)(x), token_embedding_->weight());
-  }
-
- private:
-  std::shared_ptr<Embedding> token_embedding_;
-  std::shared_ptr<Embedding> position_embedding_;
-  std::shared_ptr<ModuleList> blocks_;
-  std::shared_ptr<LayerNorm> final_norm_;
-};
+  fail("bench_gpt2: the GPT has no parameter token_embedding.weight");
+}
 
 // Milliseconds of fn's GPU work, median over repeats (after one unmeasured run).
 double time_gpu_ms(Device device, int repeats, const std::function<void()>& fn) {
@@ -166,7 +143,7 @@ PhaseTimes time_module(Device device, const std::function<Tensor()>& make_input,
   return {forward_ms, median(times)};
 }
 
-void print_breakdown(const Arguments& arguments, Device device, DType dtype, Gpt2& model, optim::MasterWeightAdamW& optimizer,
+void print_breakdown(const Arguments& arguments, Device device, DType dtype, const GPT& model, optim::MasterWeightAdamW& optimizer,
                      const Tensor& tokens, const Tensor& targets) {
   const Shape hidden{arguments.batch, arguments.context, arguments.d_model};
   auto activations = [&] { return (randn(hidden, {.dtype = kFloat32, .device = device}) * 0.5).to(dtype); };
@@ -183,7 +160,7 @@ void print_breakdown(const Arguments& arguments, Device device, DType dtype, Gpt
     module->to(device);
     module->to(dtype);
   }
-  report("embedding", 1, time_module(device, [&] { return model.token_embedding()->weight().detach(); },
+  report("embedding", 1, time_module(device, [&] { return token_embedding_weight(model); },
                                      [&](const Tensor& weight) { return embedding(tokens, weight); }));
   // Per block: ln1 alone, ln2 fused with the first residual add (add_layer_norm), the second
   // residual add alone; plus the final LayerNorm.
@@ -201,7 +178,7 @@ void print_breakdown(const Arguments& arguments, Device device, DType dtype, Gpt
   set_fused_attention_enabled(fused_attention);
   report("mlp", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return (*mlp)(x); }));
   report("residual_add", arguments.layers, time_module(device, activations, [&](const Tensor& x) { return x + x; }));
-  const Tensor head_weight = model.token_embedding()->weight().detach();
+  const Tensor head_weight = token_embedding_weight(model);
   report("head_and_cross_entropy", 1, time_module(device, activations, [&](const Tensor& x) {
            return cross_entropy(linear(x, head_weight), targets);
          }));
@@ -221,7 +198,9 @@ int main(int argc, char** argv) {
     const Device device = Device::cuda(0);
     const DType dtype = arguments.bf16 ? kBFloat16 : kFloat32;
     manual_seed(0);
-    auto model = std::make_shared<Gpt2>(arguments);
+    auto model = std::make_shared<GPT>(GPTConfig{.vocabulary = arguments.vocabulary, .context = arguments.context,
+                                                 .d_model = arguments.d_model, .layers = arguments.layers,
+                                                 .heads = arguments.heads});
     model->to(device);
     model->to(dtype);
     std::vector<Tensor> parameters = model->parameters();

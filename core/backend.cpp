@@ -1,6 +1,8 @@
 #include "core/backend.h"
 
 #include <array>
+#include <string>
+#include <utility>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cuda_device.h"
@@ -90,6 +92,153 @@ const char* unary_op_name(UnaryOp op) {
     case UnaryOp::PowScalar: return "pow";
   }
   return "unary";
+}
+
+const char* fused_kernel_name(FusedKernel kernel) {
+  switch (kernel) {
+    case FusedKernel::LayerNorm: return "layer_norm";
+    case FusedKernel::AddLayerNorm: return "add_layer_norm";
+    case FusedKernel::CrossEntropy: return "cross_entropy";
+    case FusedKernel::AdamUpdate: return "adam_update";
+    case FusedKernel::Attention: return "attention";
+    case FusedKernel::Convolution2d: return "convolution2d";
+  }
+  return "fused kernel";
+}
+
+KernelSupport kernel_takes_case() { return KernelSupport{.supported = true, .reason = ""}; }
+
+KernelSupport kernel_declines_case(std::string reason) {
+  return KernelSupport{.supported = false, .reason = std::move(reason)};
+}
+
+void require_kernel_support(Backend& backend, const KernelCase& query, const char* entry) {
+  KernelSupport answer = backend.supports(query);
+  if (answer.supported) return;
+  const Tensor* first = nullptr;
+  for (const Tensor& tensor : query.tensors) {
+    if (tensor.defined()) {
+      first = &tensor;
+      break;
+    }
+  }
+  fail(entry, ": expected a case this backend's fused kernel takes (ask Backend::supports and compose the fallback "
+       "when it declines), got one it declines",
+       first != nullptr ? detail::concat(" on ", first->device()) : std::string(), ": ", answer.reason);
+}
+
+namespace {
+
+// The names of each kernel's KernelCase tensors, in order.
+std::vector<const char*> tensor_names(FusedKernel kernel) {
+  switch (kernel) {
+    case FusedKernel::LayerNorm: return {"x", "weight", "bias"};
+    case FusedKernel::AddLayerNorm: return {"x", "residual", "weight", "bias"};
+    case FusedKernel::CrossEntropy: return {"logits", "targets"};
+    case FusedKernel::AdamUpdate: return {"param", "grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "master"};
+    case FusedKernel::Attention: return {"q", "k", "v"};
+    case FusedKernel::Convolution2d: return {"x", "weight"};
+  }
+  return {};
+}
+
+// Why tensor (named name) is not where and how a fused kernel reads it, or "".
+std::string layout_problem(const Tensor& tensor, const char* name, DeviceType type, Device device) {
+  if (tensor.device().type != type) return detail::concat(name, " is on ", tensor.device());
+  if (tensor.device() != device) return detail::concat(name, " is on ", tensor.device(), ", not ", device);
+  if (!tensor.is_contiguous()) return detail::concat(name, " is not contiguous (strides ", strides_str(tensor.strides()), ")");
+  if (!tensor.storage()->is_resident()) return detail::concat(name, "'s storage is offloaded, not in memory");
+  return "";
+}
+
+bool dtype_taken(DType dtype, bool takes_16_bit) {
+  return takes_16_bit ? is_floating(dtype) : (dtype == kFloat32 || dtype == kFloat64);
+}
+
+const char* dtypes_taken(bool takes_16_bit) {
+  return takes_16_bit ? "floating dtypes" : "float32 and float64 only";
+}
+
+}  // namespace
+
+void check_kernel_case_arity(const KernelCase& query) {
+  const std::vector<const char*> names = tensor_names(query.kernel);
+  if (query.tensors.size() != names.size()) {
+    std::string expected;
+    for (const char* name : names) expected += detail::concat(expected.empty() ? "" : ", ", name);
+    fail("Backend::supports(", fused_kernel_name(query.kernel), "): expected ", names.size(), " tensors {", expected,
+         "}, got ", query.tensors.size());
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const bool optional = std::string(names[i]) == "weight" || std::string(names[i]) == "bias" ||
+                          std::string(names[i]) == "max_exp_avg_sq" || std::string(names[i]) == "master";
+    const bool weight_is_required = query.kernel == FusedKernel::Convolution2d;
+    if (!query.tensors[i].defined() && !(optional && !weight_is_required)) {
+      fail("Backend::supports(", fused_kernel_name(query.kernel), "): expected a defined ", names[i], ", got none");
+    }
+  }
+}
+
+KernelSupport fused_training_kernel_support(const KernelCase& query, DeviceType type, bool takes_16_bit) {
+  check_kernel_case_arity(query);
+  const std::vector<const char*> names = tensor_names(query.kernel);
+  const std::vector<Tensor>& t = query.tensors;
+  const Device device = t[0].device();
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (!t[i].defined()) continue;
+    if (std::string problem = layout_problem(t[i], names[i], type, device); !problem.empty()) {
+      return kernel_declines_case(problem);
+    }
+  }
+  const DType dtype = t[0].dtype();
+  auto declined_dtype = [&](const char* name, DType got) {
+    return kernel_declines_case(detail::concat(name, " is ", got, ": this kernel takes ", dtypes_taken(takes_16_bit)));
+  };
+  auto mismatch = [&](size_t i, DType expected) {
+    return kernel_declines_case(detail::concat(names[i], " is ", t[i].dtype(), ", expected ", expected, " (", names[0],
+                                               " is ", dtype, ")"));
+  };
+  switch (query.kernel) {
+    case FusedKernel::LayerNorm:
+    case FusedKernel::AddLayerNorm: {
+      if (!dtype_taken(dtype, takes_16_bit)) return declined_dtype("x", dtype);
+      if (query.kernel == FusedKernel::AddLayerNorm && t[1].shape() != t[0].shape()) {
+        return kernel_declines_case(detail::concat("residual's shape ", t[1].shape(), " is not x's ", t[0].shape()));
+      }
+      for (size_t i = 1; i < t.size(); ++i) {
+        if (t[i].defined() && t[i].dtype() != dtype) return mismatch(i, dtype);
+      }
+      return kernel_takes_case();
+    }
+    case FusedKernel::CrossEntropy: {
+      if (!dtype_taken(dtype, takes_16_bit)) return declined_dtype("logits", dtype);
+      if (t[0].dim() != 2 || t[1].dim() != 1 || t[1].size(0) != t[0].size(0)) {
+        return kernel_declines_case(detail::concat("expected logits [rows, classes] and targets [rows], got ",
+                                                   t[0].shape(), " and ", t[1].shape()));
+      }
+      if (t[1].dtype() != kInt64) return kernel_declines_case(detail::concat("targets are ", t[1].dtype(), ", not Int64"));
+      return kernel_takes_case();
+    }
+    case FusedKernel::AdamUpdate: {
+      const bool master = t[5].defined();
+      if (!is_floating(dtype) || (!master && !dtype_taken(dtype, takes_16_bit))) {
+        return declined_dtype(master ? "param" : "param (no master copy)", dtype);
+      }
+      const DType state = statistics_dtype(dtype);
+      for (size_t i = 1; i < t.size(); ++i) {
+        if (!t[i].defined()) continue;
+        if (t[i].numel() != t[0].numel()) {
+          return kernel_declines_case(detail::concat(names[i], " has ", t[i].numel(), " elements, param ", t[0].numel()));
+        }
+        if (t[i].dtype() != (i == 1 ? dtype : state)) return mismatch(i, i == 1 ? dtype : state);
+      }
+      return kernel_takes_case();
+    }
+    case FusedKernel::Attention:
+    case FusedKernel::Convolution2d: break;
+  }
+  fail("fused_training_kernel_support: expected a layer_norm, add_layer_norm, cross_entropy or adam_update case, got ",
+       fused_kernel_name(query.kernel));
 }
 
 DType statistics_dtype(DType dtype) { return dtype == kBFloat16 || dtype == kFloat16 ? kFloat32 : dtype; }

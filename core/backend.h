@@ -4,6 +4,7 @@
 // dispatch point. Kernels may assume their contract (shapes agree, dtypes as stated) and must
 // handle any strides. The CPU table is core/cpu/; the CUDA backend registers its own.
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -86,9 +87,50 @@ struct Convolution2d {
   int64_t dilation = 1;
 };
 
+// The fused kernels a backend may decline, each with the kernel-table entries one answer of
+// Backend::supports covers and the tensors a KernelCase lists for it, in this order (an undefined
+// tensor for an absent optional one). Every other entry takes every case its contract allows
+// (linear, linear_backward and linear_input_gradient included: where cuBLASLt declines, the CUDA
+// table composes them from its own kernels, so callers never see a decline).
+enum class FusedKernel : uint8_t {
+  LayerNorm,      // layer_norm and its layer_norm_backward: {x, weight, bias}
+  AddLayerNorm,   // add_layer_norm and its layer_norm_backward: {x, residual, weight, bias}
+  CrossEntropy,   // cross_entropy and cross_entropy_backward: {logits [rows, classes], targets [rows]}
+  AdamUpdate,     // adam_update of one parameter: {param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, master}
+  Attention,      // attention and attention_backward: {q, k, v} [B, H, T, D]
+  Convolution2d,  // convolution2d and convolution2d_backward: {x, weight}, with the geometry
+};
+const char* fused_kernel_name(FusedKernel kernel);
+
+// One question to Backend::supports: the kernel and the very tensors the caller would pass it
+// (their dtypes, shapes, devices, strides and addresses are what a backend may look at).
+struct KernelCase {
+  FusedKernel kernel = FusedKernel::LayerNorm;
+  std::vector<Tensor> tensors;
+  Convolution2d geometry{};  // Convolution2d only
+};
+
+// Backend::supports's answer: taken, or declined with the reason (for messages and tests).
+struct KernelSupport {
+  bool supported = false;
+  std::string reason;  // empty when supported
+};
+KernelSupport kernel_takes_case();
+KernelSupport kernel_declines_case(std::string reason);
+
 class Backend {
  public:
   virtual ~Backend() = default;
+
+  // The one capability question of the table: whether this backend's fused kernel takes the case
+  // (dtypes, shapes, devices, contiguity; on CUDA also alignment, the GPU and what cuDNN accepts).
+  // Layers and optimizers ask it before calling one of the FusedKernel entries and, when declined,
+  // compose the same result from primitive ops (matmul, binary, reduce, ...), which every backend
+  // takes. The answer is the same for the same case and covers the backward entries too, so a
+  // forward that ran never meets a declined backward. A fused entry called for a case this
+  // declines raises dtrain::Error naming the entry and the reason (require_kernel_support): a
+  // misuse never silently falls back or computes garbage.
+  virtual KernelSupport supports(const KernelCase& query) = 0;
 
   // out[...] = value, any strides.
   virtual void fill(Tensor& out, Scalar value) = 0;
@@ -143,15 +185,14 @@ class Backend {
   // for q, k, v [B, H, T, D] of one dtype whose last dim is contiguous (other strides free: q, k
   // and v may be slices of one [B, T, 3, H, D] tensor); out [B, H, T, D] contiguous; lse [B, H, T]
   // float32 receives each row's log-sum-exp of the scaled scores (natural log) for the backward.
-  // Returns false, having done nothing, when the device has no fused kernel for the case (the CPU;
-  // CUDA without cuDNN's SDPA or for a dtype, head size or GPU it declines): the caller composes
-  // matmul, causal_softmax and matmul, the plain path that is always available.
-  virtual bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out,
+  // Only for a case supports(FusedKernel::Attention) takes (never on the CPU; on CUDA where cuDNN's
+  // SDPA takes the dtype, head size and GPU): elsewhere the caller composes matmul,
+  // causal_softmax and matmul, the plain path that is always available.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out,
                          Tensor& lse) = 0;
   // The gradients of attention, given its out and lse: grad_q, grad_k, grad_v [B, H, T, D]
-  // contiguous. Called only after attention returned true for the same q, k, v; raises, never
-  // returns false, once that forward ran (returns false only where attention would have).
-  virtual bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
+  // contiguous. Raises where the forward would have.
+  virtual void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
                                   const Tensor& out, const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k,
                                   Tensor& grad_v) = 0;
 
@@ -216,12 +257,12 @@ class Backend {
   virtual void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
                                      LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) = 0;
   // out [N, O, OH, OW] = the cross-correlation of x [N, C, H, W] with weight [O, C, k, k] (no
-  // bias); all contiguous, one floating dtype. These two return false, having done nothing, when
-  // the device has no kernel for the case (no cuDNN, or cuDNN declines it): the caller then runs
-  // its composed ops (layers/conv.cpp's im2col and matmul, which is the CPU's kernel).
-  virtual bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) = 0;
+  // bias); all contiguous, one floating dtype. Only for a case supports(FusedKernel::Convolution2d)
+  // takes (never on the CPU; on CUDA where cuDNN offers algorithms both ways): elsewhere the
+  // caller runs its composed ops (layers/conv.cpp's im2col and matmul, which is the CPU's kernel).
+  virtual void convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) = 0;
   // grad_x and grad_weight (each written where defined) from grad_out [N, O, OH, OW].
-  virtual bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+  virtual void convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
                                       Convolution2d geometry, Tensor& grad_x, Tensor& grad_weight) = 0;
 };
 
@@ -243,6 +284,22 @@ void linear_backward_from_kernels(Backend& kernels, const Tensor& grad_out, cons
 void linear_input_gradient_from_kernels(Backend& kernels, const Tensor& grad_out, const Tensor& weight,
                                         const Tensor& pre_activation, LinearActivation activation, Tensor& grad_pre,
                                         Tensor& grad_pre_sums);
+
+// Raises dtrain::Error naming entry, the device and the reason unless backend.supports(query): the
+// first thing each fused entry does, so that a call the query refused cannot run.
+void require_kernel_support(Backend& backend, const KernelCase& query, const char* entry);
+
+// Raises unless query lists as many tensors as its kernel's list above, each defined unless optional
+// (weight and bias of the layer norms, max_exp_avg_sq and master): a malformed question is a bug.
+void check_kernel_case_arity(const KernelCase& query);
+
+// The answer for LayerNorm, AddLayerNorm, CrossEntropy and AdamUpdate, whose CPU and CUDA kernels
+// differ only in the dtypes they take (so both tables answer alike where they agree): every tensor
+// on one device of type `device`, contiguous, in memory (not offloaded), with the shapes and dtypes
+// the entry's contract states; floating inputs of any dtype when takes_16_bit (CUDA), float32 and
+// float64 otherwise (the CPU; its Adam still takes a 16-bit parameter that keeps a float32 master,
+// the update running on the master). Raises for a case of another kernel or a wrong tensor count.
+KernelSupport fused_training_kernel_support(const KernelCase& query, DeviceType device, bool takes_16_bit);
 
 void register_backend(DeviceType type, Backend* backend);
 // The kernel table for device; raises naming the device when no backend is built for it.

@@ -93,7 +93,8 @@ class Runtime {
 // 4: the profiler's timing events in Runtime (and the plugin reports host synchronisations).
 //    Also in 4: Backend::linear_backward (bias gradient in the weight-gradient GEMM).
 // 5: Backend::index_add's IndexBounds, Backend::linear_input_gradient (cuBLASLt DGELU_BGRAD).
-inline constexpr int kBackendAbiVersion = 5;
+// 6: Backend::supports (the capability question); attention and convolution2d return void.
+inline constexpr int kBackendAbiVersion = 6;
 
 // The library's entry point, found with dlsym. Returns null on success, else why it failed
 // (no device, a driver too old, ...), a string that lives as long as the library.

@@ -118,18 +118,16 @@ class ProfilingBackend final : public Backend {
     KernelScope scope("causal_softmax_backward", {&grad_output, &output});
     table_.causal_softmax_backward(grad_output, output, grad_input);
   }
-  bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override {
+  // The capability question is no kernel call: answered by the table, not recorded.
+  KernelSupport supports(const KernelCase& query) override { return table_.supports(query); }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override {
     KernelScope scope("attention", {&q, &k, &v});
-    const bool ran = table_.attention(q, k, v, scale, out, lse);
-    if (!ran) scope.cancel();  // declined: the plain path's ops are recorded instead
-    return ran;
+    table_.attention(q, k, v, scale, out, lse);
   }
-  bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+  void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                           const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override {
     KernelScope scope("attention_backward", {&grad_out, &q, &k, &v});
-    const bool ran = table_.attention_backward(grad_out, q, k, v, out, lse, scale, grad_q, grad_k, grad_v);
-    if (!ran) scope.cancel();
-    return ran;
+    table_.attention_backward(grad_out, q, k, v, out, lse, scale, grad_q, grad_k, grad_v);
   }
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override {
     KernelScope scope(random_name(kind), {&out});
@@ -185,18 +183,14 @@ class ProfilingBackend final : public Backend {
                       {&grad_out, &weight, &pre_activation});
     table_.linear_input_gradient(grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
-  bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
+  void convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
     KernelScope scope("convolution2d", {&x, &weight});
-    const bool ran = table_.convolution2d(x, weight, geometry, out);
-    if (!ran) scope.cancel();
-    return ran;
+    table_.convolution2d(x, weight, geometry, out);
   }
-  bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+  void convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
                               Tensor& grad_x, Tensor& grad_weight) override {
     KernelScope scope("convolution2d_backward", {&grad_out, &x, &weight});
-    const bool ran = table_.convolution2d_backward(grad_out, x, weight, geometry, grad_x, grad_weight);
-    if (!ran) scope.cancel();
-    return ran;
+    table_.convolution2d_backward(grad_out, x, weight, geometry, grad_x, grad_weight);
   }
 
  private:

@@ -11,10 +11,16 @@
 // Plans are found once per problem (device, dtype, B, H, T, D and the input strides, forward or
 // backward) and cached per thread with the thread's cuDNN handle; a decline is cached too, with its
 // reason. The scale and the mask's fill value are by-value operands given at each run, so one plan
-// serves every scale. Anything cuDNN refuses while the graph or plan is being built declines (false,
-// reason kept for last_attention_decline_reason()); a failure while running raises.
+// serves every scale. Backend::supports (attention_support) builds both the forward and the backward
+// plan (for contiguous out and grad_out, as layers/attention.cpp passes them): anything cuDNN
+// refuses there declines the case, reason kept for last_attention_decline_reason(). The entries
+// raise for a case it declined, and a failure while running raises.
 #include "cuda/attention.h"
 
+#include <string>
+#include <utility>
+
+#include "core/backend.h"
 #include "cuda/cuda_backend.h"
 
 namespace dtrain::cuda {
@@ -60,9 +66,9 @@ using namespace attention_graphs;
 using cudnn_graph::GraphBuilder;
 using cudnn_graph::Plan;
 
-bool decline(std::string reason) {
-  decline_reason() = std::move(reason);
-  return false;
+KernelSupport decline(std::string reason) {
+  decline_reason() = reason;
+  return kernel_declines_case(std::move(reason));
 }
 
 struct CacheEntry {
@@ -210,27 +216,49 @@ void set_stream(cudnnHandle_t handle, int device) {
   if (status != CUDNN_STATUS_SUCCESS) fail("cuDNN call ", cudnn_graph::describe_failure(status, "cudnnSetStream"));
 }
 
+// The strides of a contiguous [B, H, T, D] tensor, as strides_of gives them.
+Strides4 contiguous_strides(const Tensor& q) {
+  const int64_t d = q.size(3), t = q.size(2), h = q.size(1);
+  return Strides4{h * t * d, t * d, d, 1};
+}
+
 }  // namespace
 
-bool CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out,
-                            Tensor& lse) {
+KernelSupport attention_support(const Tensor& q, const Tensor& k, const Tensor& v) {
   decline_reason().clear();
   if (std::string problem = unsupported(q, k, v); !problem.empty()) return decline(problem);
-  const Shape rows_shape{q.size(0), q.size(1), q.size(2)};
-  if (out.shape() != q.shape() || out.dtype() != q.dtype() || !out.is_contiguous() || out.device() != q.device() ||
-      !aligned(out)) {
-    return decline(detail::concat("out must be contiguous ", q.shape(), " ", q.dtype(), ", got ", out.shape()));
-  }
-  if (lse.shape() != rows_shape || lse.dtype() != kFloat32 || !lse.is_contiguous() || lse.device() != q.device() ||
-      !aligned(lse)) {
-    return decline(detail::concat("lse must be contiguous float32 ", rows_shape, ", got ", lse.shape()));
-  }
   const int device = q.device().index;
   DeviceGuard guard(device);
   cudnnHandle_t handle = cudnn_handle(device);
   if (handle == nullptr) return decline(detail::concat("cuDNN could not start on cuda:", device));
-  const CacheEntry& entry = plan_for(problem_of(false, q, k, v), handle);
+  const CacheEntry& forward = plan_for(problem_of(false, q, k, v), handle);
+  if (!forward.plan) return decline(forward.decline_reason);
+  Problem backward = problem_of(true, q, k, v);
+  backward.out = contiguous_strides(q);
+  backward.grad_out = contiguous_strides(q);
+  const CacheEntry& entry = plan_for(backward, handle);
   if (!entry.plan) return decline(entry.decline_reason);
+  return kernel_takes_case();
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Attention, .tensors = {q, k, v}}, "attention");
+  const Shape rows_shape{q.size(0), q.size(1), q.size(2)};
+  if (out.shape() != q.shape() || out.dtype() != q.dtype() || !out.is_contiguous() || out.device() != q.device() ||
+      !aligned(out)) {
+    fail("attention: expected out contiguous and aligned ", q.shape(), " ", q.dtype(), " on ", q.device(), ", got ",
+         out.shape(), " ", out.dtype(), " on ", out.device());
+  }
+  if (lse.shape() != rows_shape || lse.dtype() != kFloat32 || !lse.is_contiguous() || lse.device() != q.device() ||
+      !aligned(lse)) {
+    fail("attention: expected lse contiguous and aligned float32 ", rows_shape, ", got ", lse.dtype(), " ",
+         lse.shape());
+  }
+  const int device = q.device().index;
+  DeviceGuard guard(device);
+  cudnnHandle_t handle = cudnn_handle(device);  // started by the query
+  const CacheEntry& entry = plan_for(problem_of(false, q, k, v), handle);  // built by the query (this thread's cache)
+  if (!entry.plan) fail("attention: cuDNN refused on this thread a plan the query built: ", entry.decline_reason);
 
   set_stream(handle, device);
   float scale_value = static_cast<float>(scale), fill = mask_fill();
@@ -241,14 +269,12 @@ bool CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, d
   cudnn_graph::execute(handle, *entry.plan, {kQ, kKTransposed, kV, kOut, kStats, kScale, kMaskFill},
                        {q.data(), k.data(), v.data(), out.data(), lse.data(), &scale_value, &fill},
                        workspace ? workspace->data() : nullptr);
-  return true;
 }
 
-bool CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
+void CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
                                      const Tensor& out, const Tensor& lse, double scale, Tensor& grad_q,
                                      Tensor& grad_k, Tensor& grad_v) {
-  decline_reason().clear();
-  if (std::string problem = unsupported(q, k, v); !problem.empty()) return decline(problem);
+  require_kernel_support(*this, {.kernel = FusedKernel::Attention, .tensors = {q, k, v}}, "attention_backward");
   const Shape rows_shape{q.size(0), q.size(1), q.size(2)};
   for (const Tensor* t : std::initializer_list<const Tensor*>{&grad_out, &out, &grad_q, &grad_k, &grad_v}) {
     if (t->shape() != q.shape() || t->dtype() != q.dtype() || t->device() != q.device()) {
@@ -265,11 +291,6 @@ bool CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, co
   const int device = q.device().index;
   DeviceGuard guard(device);
   cudnnHandle_t handle = cudnn_handle(device);
-  if (handle == nullptr) return decline(detail::concat("cuDNN could not start on cuda:", device));
-  // Where the forward declines for these q, k, v the backward declines too; past a forward that
-  // ran, a declined backward is an error (the kernel table's contract).
-  const CacheEntry& forward = plan_for(problem_of(false, q, k, v), handle);
-  if (!forward.plan) return decline(forward.decline_reason);
 
   const Tensor grad_out_readable = readable(grad_out, "grad_out"), out_readable = readable(out, "out");
   Tensor stats = lse;
@@ -281,10 +302,12 @@ bool CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, co
   Problem problem = problem_of(true, q, k, v);
   problem.out = strides_of(out_readable);
   problem.grad_out = strides_of(grad_out_readable);
+  // The query built this plan for contiguous out and grad_out; other strides may still be refused.
   const CacheEntry& entry = plan_for(problem, handle);
   if (!entry.plan) {
     decline_reason() = entry.decline_reason;
-    fail("attention_backward: the fused forward ran but ", entry.decline_reason);
+    fail("attention_backward: expected out and grad_out in a layout cuDNN takes, got strides ",
+         strides_str(out.strides()), " and ", strides_str(grad_out.strides()), ": ", entry.decline_reason);
   }
 
   set_stream(handle, device);
@@ -306,7 +329,6 @@ bool CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, co
                        {q.data(), k.data(), v.data(), out_readable.data(), grad_out_readable.data(), stats.data(),
                         grad_q.data(), grad_k.data(), grad_v.data(), row_dot, accumulator, &scale_value, &fill, &one},
                        workspace_bytes > 0 ? base : nullptr);
-  return true;
 }
 
 }  // namespace dtrain::cuda
@@ -315,15 +337,18 @@ bool CudaBackend::attention_backward(const Tensor& grad_out, const Tensor& q, co
 
 namespace dtrain::cuda {
 
-bool CudaBackend::attention(const Tensor&, const Tensor&, const Tensor&, double, Tensor&, Tensor&) {
+KernelSupport attention_support(const Tensor&, const Tensor&, const Tensor&) {
   decline_reason() = "this build has no cuDNN (DTRAIN_WITH_CUDNN is off)";
-  return false;
+  return kernel_declines_case(decline_reason());
 }
 
-bool CudaBackend::attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, double, Tensor&, Tensor&) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Attention, .tensors = {q, k, v}}, "attention");
+}
+
+void CudaBackend::attention_backward(const Tensor&, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&,
                                      const Tensor&, double, Tensor&, Tensor&, Tensor&) {
-  decline_reason() = "this build has no cuDNN (DTRAIN_WITH_CUDNN is off)";
-  return false;
+  require_kernel_support(*this, {.kernel = FusedKernel::Attention, .tensors = {q, k, v}}, "attention_backward");
 }
 
 }  // namespace dtrain::cuda

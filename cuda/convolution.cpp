@@ -2,10 +2,16 @@
 // backward data, backward filter), NCHW, float32 / float64 / bfloat16 / float16 with float32
 // accumulation (float64 in float64). Algorithms come from cuDNN's heuristics; the first
 // deterministic one whose workspace fits is taken, so results repeat run to run. Float32 uses
-// TF32 tensor cores only when allowed (set_allow_tf32), as matmul. Without cuDNN in the build, or
-// when cuDNN cannot start or offers no algorithm, these return false and layers/conv.cpp runs its
-// im2col path instead.
+// TF32 tensor cores only when allowed (set_allow_tf32), as matmul. convolution_support answers
+// Backend::supports: without cuDNN in the build, or when cuDNN cannot start, cannot describe the
+// problem or offers no algorithm one way (forward, backward data, backward filter), it declines and
+// layers/conv.cpp runs its im2col path instead; the answers are cached per thread and problem.
 #include "cuda/cuda_backend.h"
+
+#include <string>
+
+#include "core/backend.h"
+#include "core/error.h"
 
 #ifdef DTRAIN_WITH_CUDNN
 
@@ -15,9 +21,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <tuple>
 #include <vector>
 
-#include "core/error.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cudnn_handle.h"
 #include "cuda/stream.h"
@@ -55,8 +63,8 @@ int as_int(int64_t value, bool& fits) {
 // The descriptors of one convolution, destroyed with it.
 class ConvolutionSetup {
  public:
-  ConvolutionSetup(const Tensor& x, const Tensor& weight, const Tensor& out, Convolution2d geometry) {
-    ready_ = describe(x, weight, out, geometry);
+  ConvolutionSetup(const Tensor& x, const Tensor& weight, int64_t out_h, int64_t out_w, Convolution2d geometry) {
+    ready_ = describe(x, weight, out_h, out_w, geometry);
   }
   ~ConvolutionSetup() {
     if (convolution_ != nullptr) cudnnDestroyConvolutionDescriptor(convolution_);
@@ -77,14 +85,14 @@ class ConvolutionSetup {
   const void* zero() const { return double_scale_ ? static_cast<const void*>(&zero_double_) : &zero_float_; }
 
  private:
-  bool describe(const Tensor& x, const Tensor& weight, const Tensor& out, Convolution2d geometry) {
+  bool describe(const Tensor& x, const Tensor& weight, int64_t out_h, int64_t out_w, Convolution2d geometry) {
     cudnnDataType_t data, compute;
     if (!data_type(x.dtype(), data, compute)) return false;
     bool fits = true;
     const int n = as_int(x.size(0), fits), c = as_int(x.size(1), fits), h = as_int(x.size(2), fits),
               w = as_int(x.size(3), fits);
     const int o = as_int(weight.size(0), fits), k = as_int(weight.size(2), fits);
-    const int oh = as_int(out.size(2), fits), ow = as_int(out.size(3), fits);
+    const int oh = as_int(out_h, fits), ow = as_int(out_w, fits);
     const int stride = as_int(geometry.stride, fits), padding = as_int(geometry.padding, fits),
               dilation = as_int(geometry.dilation, fits);
     if (!fits) return false;
@@ -133,82 +141,167 @@ bool choose(const std::vector<Perf>& ranked, int count, Algorithm& algorithm, si
   return false;
 }
 
-bool usable(const Tensor& tensor) { return tensor.dim() == 4 && tensor.is_contiguous(); }
+int64_t output_size(int64_t input, int64_t kernel, Convolution2d geometry) {
+  return (input + 2 * geometry.padding - geometry.dilation * (kernel - 1) - 1) / geometry.stride + 1;
+}
+
+// The three algorithms of one problem, or the reason cuDNN has none.
+struct Algorithms {
+  std::string refusal;  // empty when all three were found
+  cudnnConvolutionFwdAlgo_t forward{};
+  cudnnConvolutionBwdDataAlgo_t backward_data{};
+  cudnnConvolutionBwdFilterAlgo_t backward_filter{};
+  size_t forward_bytes = 0, backward_data_bytes = 0, backward_filter_bytes = 0;
+};
+
+Algorithms find_algorithms(cudnnHandle_t handle, const ConvolutionSetup& setup) {
+  Algorithms found;
+  int count = 0;
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> forward(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+  if (cudnnGetConvolutionForwardAlgorithm_v7(handle, setup.input(), setup.filter(), setup.convolution(), setup.output(),
+                                             static_cast<int>(forward.size()), &count, forward.data()) !=
+          CUDNN_STATUS_SUCCESS ||
+      !choose(forward, count, found.forward, found.forward_bytes)) {
+    found.refusal = "cuDNN offers no forward algorithm within the workspace limit";
+    return found;
+  }
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> data(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+  if (cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, setup.filter(), setup.output(), setup.convolution(),
+                                                  setup.input(), static_cast<int>(data.size()), &count,
+                                                  data.data()) != CUDNN_STATUS_SUCCESS ||
+      !choose(data, count, found.backward_data, found.backward_data_bytes)) {
+    found.refusal = "cuDNN offers no backward-data algorithm within the workspace limit";
+    return found;
+  }
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> filter(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+  if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, setup.input(), setup.output(), setup.convolution(),
+                                                    setup.filter(), static_cast<int>(filter.size()), &count,
+                                                    filter.data()) != CUDNN_STATUS_SUCCESS ||
+      !choose(filter, count, found.backward_filter, found.backward_filter_bytes)) {
+    found.refusal = "cuDNN offers no backward-filter algorithm within the workspace limit";
+  }
+  return found;
+}
+
+// One problem: device, dtype, the sizes of x and weight, the geometry and whether TF32 is allowed.
+using ProblemKey = std::tuple<int, DType, std::array<int64_t, 6>, std::array<int64_t, 3>, bool>;
+
+ProblemKey key_of(const Tensor& x, const Tensor& weight, Convolution2d geometry) {
+  return ProblemKey(x.device().index, x.dtype(),
+                    std::array<int64_t, 6>{x.size(0), x.size(1), x.size(2), x.size(3), weight.size(0), weight.size(2)},
+                    std::array<int64_t, 3>{geometry.stride, geometry.padding, geometry.dilation}, tf32_matmul_allowed());
+}
+
+// Per thread, as the cuDNN handles the algorithms were found with. Never destroyed, as attention's.
+std::map<ProblemKey, Algorithms>& algorithm_cache() {
+  thread_local auto* cache = new std::map<ProblemKey, Algorithms>();
+  return *cache;
+}
+
+// Why cuDNN's kernels cannot take x and weight as they are (before asking cuDNN), or "".
+std::string shape_problem(const Tensor& x, const Tensor& weight, Convolution2d geometry) {
+  if (!x.device().is_cuda() || weight.device() != x.device()) {
+    return detail::concat("x and weight must be on one CUDA device, got ", x.device(), " and ", weight.device());
+  }
+  if (!is_floating(x.dtype()) || weight.dtype() != x.dtype()) {
+    return detail::concat("x and weight must share one floating dtype, got ", x.dtype(), " and ", weight.dtype());
+  }
+  if (x.dim() != 4 || weight.dim() != 4 || weight.size(1) != x.size(1) || weight.size(2) != weight.size(3)) {
+    return detail::concat("expected x [N, C, H, W] and weight [O, C, k, k], got ", x.shape(), " and ", weight.shape());
+  }
+  if (!x.is_contiguous() || !weight.is_contiguous()) return "x and weight must be contiguous";
+  if (geometry.stride < 1 || geometry.padding < 0 || geometry.dilation < 1) return "a stride or dilation below 1";
+  if (x.numel() == 0 || weight.numel() == 0 || output_size(x.size(2), weight.size(2), geometry) <= 0 ||
+      output_size(x.size(3), weight.size(2), geometry) <= 0) {
+    return "an empty input, weight or output";
+  }
+  return "";
+}
+
+// The algorithms cuDNN offers for the problem, found once per thread; throws when cuDNN declines,
+// which the query ruled out for the entries that call this.
+const Algorithms& algorithms_for(cudnnHandle_t handle, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+                                 const ConvolutionSetup& setup) {
+  std::map<ProblemKey, Algorithms>& cache = algorithm_cache();
+  const ProblemKey key = key_of(x, weight, geometry);
+  auto found = cache.find(key);
+  if (found == cache.end()) found = cache.emplace(key, find_algorithms(handle, setup)).first;
+  return found->second;
+}
 
 }  // namespace
 
-bool CudaBackend::convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) {
-  if (!usable(x) || !usable(weight) || !usable(out) || x.numel() == 0 || out.numel() == 0) return false;
+KernelSupport convolution_support(const Tensor& x, const Tensor& weight, Convolution2d geometry) {
+  if (std::string problem = shape_problem(x, weight, geometry); !problem.empty()) return kernel_declines_case(problem);
   DeviceGuard guard(x.device().index);
-  const cudaStream_t stream = current_stream(x.device().index);
   cudnnHandle_t handle = cudnn_handle(x.device().index);
-  if (handle == nullptr) return false;  // cuDNN cannot start here: the im2col path instead
-  ConvolutionSetup setup(x, weight, out, geometry);
-  if (!setup.ready()) return false;
-  DTRAIN_CUDNN_OR_DECLINE(cudnnSetStream(handle, stream));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> ranked(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-  int count = 0;
-  DTRAIN_CUDNN_OR_DECLINE(cudnnGetConvolutionForwardAlgorithm_v7(handle, setup.input(), setup.filter(), setup.convolution(),
-                                                            setup.output(), static_cast<int>(ranked.size()), &count,
-                                                            ranked.data()));
-  cudnnConvolutionFwdAlgo_t algorithm{};
-  size_t workspace_bytes = 0;
-  if (!choose(ranked, count, algorithm, workspace_bytes)) return false;
-  ScratchBuffer workspace(x.device().index, workspace_bytes);
-  DTRAIN_CUDNN_CHECK(cudnnConvolutionForward(handle, setup.one(), setup.input(), x.data(), setup.filter(), weight.data(),
-                                             setup.convolution(), algorithm, workspace.data(), workspace_bytes,
-                                             setup.zero(), setup.output(), out.data()));
-  return true;
+  if (handle == nullptr) return kernel_declines_case(detail::concat("cuDNN could not start on ", x.device()));
+  const int64_t out_h = output_size(x.size(2), weight.size(2), geometry);
+  const int64_t out_w = output_size(x.size(3), weight.size(2), geometry);
+  ConvolutionSetup setup(x, weight, out_h, out_w, geometry);
+  if (!setup.ready()) {
+    return kernel_declines_case(detail::concat("cuDNN cannot describe the convolution of ", x.shape(), " ", x.dtype(),
+                                               " by ", weight.shape()));
+  }
+  const Algorithms& algorithms = algorithms_for(handle, x, weight, geometry, setup);
+  if (!algorithms.refusal.empty()) return kernel_declines_case(algorithms.refusal);
+  return kernel_takes_case();
 }
 
-bool CudaBackend::convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
-                                         Convolution2d geometry, Tensor& grad_x, Tensor& grad_weight) {
-  if (!usable(grad_out) || !usable(x) || !usable(weight) || (grad_x.defined() && !usable(grad_x)) ||
-      (grad_weight.defined() && !usable(grad_weight))) {
-    return false;
+void CudaBackend::convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Convolution2d, .tensors = {x, weight}, .geometry = geometry},
+                         "convolution2d");
+  if (out.dim() != 4 || !out.is_contiguous() || out.size(2) != output_size(x.size(2), weight.size(2), geometry) ||
+      out.size(3) != output_size(x.size(3), weight.size(2), geometry)) {
+    fail("convolution2d: expected a contiguous out of the convolution's output shape, got ", out.shape());
   }
   DeviceGuard guard(x.device().index);
-  const cudaStream_t stream = current_stream(x.device().index);
   cudnnHandle_t handle = cudnn_handle(x.device().index);
-  if (handle == nullptr) return false;
-  ConvolutionSetup setup(x, weight, grad_out, geometry);
-  if (!setup.ready()) return false;
-  DTRAIN_CUDNN_OR_DECLINE(cudnnSetStream(handle, stream));
-  // Both algorithms are chosen before anything runs, so a decline leaves nothing half done.
-  cudnnConvolutionBwdDataAlgo_t data_algorithm{};
-  cudnnConvolutionBwdFilterAlgo_t filter_algorithm{};
-  size_t data_bytes = 0, filter_bytes = 0;
-  if (grad_x.defined()) {
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> ranked(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    int count = 0;
-    DTRAIN_CUDNN_OR_DECLINE(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, setup.filter(), setup.output(),
-                                                                   setup.convolution(), setup.input(),
-                                                                   static_cast<int>(ranked.size()), &count, ranked.data()));
-    if (!choose(ranked, count, data_algorithm, data_bytes)) return false;
+  ConvolutionSetup setup(x, weight, out.size(2), out.size(3), geometry);
+  if (!setup.ready()) fail("convolution2d: cuDNN cannot describe on this thread a problem the query took");
+  const Algorithms& algorithms = algorithms_for(handle, x, weight, geometry, setup);
+  if (!algorithms.refusal.empty()) {
+    fail("convolution2d: cuDNN refused on this thread a problem the query took: ", algorithms.refusal);
   }
-  if (grad_weight.defined()) {
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> ranked(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    int count = 0;
-    DTRAIN_CUDNN_OR_DECLINE(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, setup.input(), setup.output(),
-                                                                     setup.convolution(), setup.filter(),
-                                                                     static_cast<int>(ranked.size()), &count,
-                                                                     ranked.data()));
-    if (!choose(ranked, count, filter_algorithm, filter_bytes)) return false;
+  DTRAIN_CUDNN_CHECK(cudnnSetStream(handle, current_stream(x.device().index)));
+  ScratchBuffer workspace(x.device().index, algorithms.forward_bytes);
+  DTRAIN_CUDNN_CHECK(cudnnConvolutionForward(handle, setup.one(), setup.input(), x.data(), setup.filter(), weight.data(),
+                                             setup.convolution(), algorithms.forward, workspace.data(),
+                                             algorithms.forward_bytes, setup.zero(), setup.output(), out.data()));
+}
+
+void CudaBackend::convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                                         Convolution2d geometry, Tensor& grad_x, Tensor& grad_weight) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Convolution2d, .tensors = {x, weight}, .geometry = geometry},
+                         "convolution2d_backward");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&grad_out, &grad_x, &grad_weight}) {
+    if (t->defined() && (t->dim() != 4 || !t->is_contiguous())) {
+      fail("convolution2d_backward: expected contiguous 4-d grad_out, grad_x and grad_weight, got ", t->shape(),
+           " with strides ", strides_str(t->strides()));
+    }
   }
-  ScratchBuffer workspace(x.device().index, std::max(data_bytes, filter_bytes));
+  DeviceGuard guard(x.device().index);
+  cudnnHandle_t handle = cudnn_handle(x.device().index);
+  ConvolutionSetup setup(x, weight, grad_out.size(2), grad_out.size(3), geometry);
+  if (!setup.ready()) fail("convolution2d_backward: cuDNN cannot describe on this thread a problem the query took");
+  const Algorithms& algorithms = algorithms_for(handle, x, weight, geometry, setup);
+  if (!algorithms.refusal.empty()) {
+    fail("convolution2d_backward: cuDNN refused on this thread a problem the query took: ", algorithms.refusal);
+  }
+  DTRAIN_CUDNN_CHECK(cudnnSetStream(handle, current_stream(x.device().index)));
+  ScratchBuffer workspace(x.device().index, std::max(algorithms.backward_data_bytes, algorithms.backward_filter_bytes));
   if (grad_x.defined()) {
     DTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, setup.one(), setup.filter(), weight.data(), setup.output(),
-                                                    grad_out.data(), setup.convolution(), data_algorithm,
-                                                    workspace.data(), data_bytes, setup.zero(), setup.input(),
-                                                    grad_x.data()));
+                                                    grad_out.data(), setup.convolution(), algorithms.backward_data,
+                                                    workspace.data(), algorithms.backward_data_bytes, setup.zero(),
+                                                    setup.input(), grad_x.data()));
   }
   if (grad_weight.defined()) {
     DTRAIN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle, setup.one(), setup.input(), x.data(), setup.output(),
-                                                      grad_out.data(), setup.convolution(), filter_algorithm,
-                                                      workspace.data(), filter_bytes, setup.zero(), setup.filter(),
-                                                      grad_weight.data()));
+                                                      grad_out.data(), setup.convolution(), algorithms.backward_filter,
+                                                      workspace.data(), algorithms.backward_filter_bytes, setup.zero(),
+                                                      setup.filter(), grad_weight.data()));
   }
-  return true;
 }
 
 }  // namespace dtrain::cuda
@@ -217,10 +310,19 @@ bool CudaBackend::convolution2d_backward(const Tensor& grad_out, const Tensor& x
 
 namespace dtrain::cuda {
 
-bool CudaBackend::convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) { return false; }
+KernelSupport convolution_support(const Tensor&, const Tensor&, Convolution2d) {
+  return kernel_declines_case("this build has no cuDNN (DTRAIN_WITH_CUDNN is off)");
+}
 
-bool CudaBackend::convolution2d_backward(const Tensor&, const Tensor&, const Tensor&, Convolution2d, Tensor&, Tensor&) {
-  return false;
+void CudaBackend::convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor&) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Convolution2d, .tensors = {x, weight}, .geometry = geometry},
+                         "convolution2d");
+}
+
+void CudaBackend::convolution2d_backward(const Tensor&, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+                                         Tensor&, Tensor&) {
+  require_kernel_support(*this, {.kernel = FusedKernel::Convolution2d, .tensors = {x, weight}, .geometry = geometry},
+                         "convolution2d_backward");
 }
 
 }  // namespace dtrain::cuda

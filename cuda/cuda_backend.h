@@ -35,9 +35,12 @@ class CudaBackend final : public Backend {
   // cuda/kernels/softmax_kernels.cu: the masked columns are never read.
   void causal_softmax(const Tensor& scores, Tensor& out) override;
   void causal_softmax_backward(const Tensor& grad_output, const Tensor& output, Tensor& grad_input) override;
-  // cuda/attention.cpp: cuDNN's fused flash attention (graph API) for bf16/fp16; false elsewhere.
-  bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override;
-  bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+  // cuda/kernel_support.cpp: the fused training kernels for every floating dtype; attention and
+  // convolution2d where cuDNN builds their plans (attention_support, convolution_support below).
+  KernelSupport supports(const KernelCase& query) override;
+  // cuda/attention.cpp: cuDNN's fused flash attention (graph API) for bf16/fp16.
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                           const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
   // Fused training kernels (cuda/kernels/layer_norm_kernels.cu, cross_entropy_kernels.cu,
   // adam_kernels.cu): every floating dtype, statistics in float32 for the 16-bit ones.
@@ -61,12 +64,21 @@ class CudaBackend final : public Backend {
   // cuda/linear_input_gradient.cpp: cuBLASLt's DGELU_BGRAD epilogue.
   void linear_input_gradient(const Tensor& grad_out, const Tensor& weight, const Tensor& pre_activation,
                              LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override;
-  bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
-  bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+  // cuda/convolution.cpp: cuDNN's convolution API.
+  void convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
+  void convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
                               Tensor& grad_x, Tensor& grad_weight) override;
 };
 
 Backend& backend();
+
+// CudaBackend::supports for FusedKernel::Attention (cuda/attention.cpp): whether cuDNN's fused
+// forward and backward plans build for q, k, v (contiguous out and grad_out); the reason is also
+// kept for last_attention_decline_reason().
+KernelSupport attention_support(const Tensor& q, const Tensor& k, const Tensor& v);
+// CudaBackend::supports for FusedKernel::Convolution2d (cuda/convolution.cpp): whether cuDNN
+// describes the problem and offers a forward, backward-data and backward-filter algorithm.
+KernelSupport convolution_support(const Tensor& x, const Tensor& weight, Convolution2d geometry);
 
 // TF32 for float32 matmuls and convolutions, behind core's cuda::set_allow_tf32 / allow_tf32.
 // Named apart from those: core's definitions are exported by every program that loads this

@@ -26,13 +26,15 @@ namespace {
 std::atomic<bool> fused_attention_allowed{true};
 
 // Backend::attention for [B, H, T, D] q, k, v with a contiguous last dim; undefined when the
-// device declines, so the caller composes.
+// device's fused kernel declines the case (Backend::supports), so the caller composes.
 Tensor fused_causal_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, double scale) {
   auto last_dim_contiguous = [](const Tensor& t) { return t.stride(-1) == 1 ? t : contiguous(t); };
   const Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in), v = last_dim_contiguous(v_in);
+  Backend& kernels = backend_for(q.device());
+  if (!kernels.supports({.kernel = FusedKernel::Attention, .tensors = {q, k, v}}).supported) return Tensor();
   Tensor out = empty(q.shape(), {.dtype = q.dtype(), .device = q.device()});
   Tensor lse = empty({q.size(0), q.size(1), q.size(2)}, {.dtype = kFloat32, .device = q.device()});
-  if (!backend_for(q.device()).attention(q, k, v, scale, out, lse)) return Tensor();
+  kernels.attention(q, k, v, scale, out, lse);
   if (any_requires_grad({&q, &k, &v})) {
     SavedTensor saved_q(q), saved_k(k), saved_v(v), saved_out(out), saved_lse(lse);
     record("causal_attention", {q, k, v}, {out}, [=](const GradientList& g) {
@@ -42,12 +44,10 @@ Tensor fused_causal_attention(const Tensor& q_in, const Tensor& k_in, const Tens
       const TensorOptions like{.dtype = saved_query.dtype(), .device = saved_query.device()};
       Tensor grad_q = empty(saved_query.shape(), like), grad_k = empty(saved_query.shape(), like),
              grad_v = empty(saved_query.shape(), like);
-      if (!backend_for(saved_query.device())
-               .attention_backward(grad_out, saved_query, saved_k.unpack(op), saved_v.unpack(op), saved_out.unpack(op),
-                                   saved_lse.unpack(op), scale, grad_q, grad_k, grad_v)) {
-        fail("internal: the fused attention backward on ", saved_query.device(),
-             " declined a case its forward took (q of shape ", saved_query.shape(), ", ", saved_query.dtype(), ")");
-      }
+      // The query that took the forward covered this backward too.
+      backend_for(saved_query.device())
+          .attention_backward(grad_out, saved_query, saved_k.unpack(op), saved_v.unpack(op), saved_out.unpack(op),
+                              saved_lse.unpack(op), scale, grad_q, grad_k, grad_v);
       return GradientList{grad_q, grad_k, grad_v};
     });
   }
@@ -69,7 +69,7 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   const bool dropout_active = training && dropout_p > 0.0;
-  if (!dropout_active && q.dim() == 4 && !q.device().is_cpu() && fused_attention_enabled()) {
+  if (!dropout_active && q.dim() == 4 && fused_attention_enabled()) {
     if (Tensor out = fused_causal_attention(q, k, v, scale); out.defined()) return out;
   }
   // Scaling q ([T, hd]) costs less than scaling the scores ([T, T]) once T > hd.

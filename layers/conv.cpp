@@ -71,17 +71,19 @@ Tensor im2col(const Tensor& x, const Window2d& window) {
 namespace {
 
 // The device's own convolution kernel (cuDNN on CUDA) as one autograd node, or an undefined tensor
-// when the device has none for this case (the CPU never has: its kernel is the im2col path below).
+// when the device's kernel declines the case (Backend::supports; the CPU always does: its kernel
+// is the im2col path below).
 Tensor device_convolution(const Tensor& x_in, const Tensor& weight_in, const Window2d& window, int64_t out_h,
                           int64_t out_w) {
-  if (x_in.device().is_cpu() || !is_floating(x_in.dtype()) || weight_in.dtype() != x_in.dtype() ||
-      weight_in.device() != x_in.device()) {
+  const Convolution2d geometry{.stride = window.stride, .padding = window.padding, .dilation = window.dilation};
+  Backend& kernels = backend_for(x_in.device());
+  const Tensor x = contiguous(x_in), weight = contiguous(weight_in);  // free when they already are
+  if (!kernels.supports({.kernel = FusedKernel::Convolution2d, .tensors = {x, weight}, .geometry = geometry})
+           .supported) {
     return Tensor();
   }
-  const Tensor x = contiguous(x_in), weight = contiguous(weight_in);
-  const Convolution2d geometry{.stride = window.stride, .padding = window.padding, .dilation = window.dilation};
   Tensor out = empty({x.size(0), weight.size(0), out_h, out_w}, {.dtype = x.dtype(), .device = x.device()});
-  if (!backend_for(x.device()).convolution2d(x, weight, geometry, out)) return Tensor();
+  kernels.convolution2d(x, weight, geometry, out);
   if (any_requires_grad({&x, &weight})) {
     const bool need_x = x.requires_grad(), need_weight = weight.requires_grad();
     SavedTensor saved_x(x), saved_weight(weight);
@@ -91,10 +93,8 @@ Tensor device_convolution(const Tensor& x_in, const Tensor& weight_in, const Win
       const TensorOptions like{.dtype = input.dtype(), .device = input.device()};
       Tensor grad_x = need_x ? empty(input.shape(), like) : Tensor();
       Tensor grad_weight = need_weight ? empty(filter.shape(), like) : Tensor();
-      if (!backend_for(input.device()).convolution2d_backward(grad_out, input, filter, geometry, grad_x, grad_weight)) {
-        fail("conv2d: the device ran the forward convolution but declined its backward (input ", input.shape(),
-             ", weight ", filter.shape(), ", ", input.dtype(), " on ", input.device(), ")");
-      }
+      // The query that took the forward covered this backward too.
+      backend_for(input.device()).convolution2d_backward(grad_out, input, filter, geometry, grad_x, grad_weight);
       return GradientList{grad_x, grad_weight};
     });
   }

@@ -19,20 +19,9 @@ namespace dtrain {
 
 namespace {
 
-// The fused kernels (Backend::layer_norm) run float32 and float64 on the CPU and every floating
-// dtype on CUDA; anything else takes the composed tensor ops.
-bool fused_path_applies(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const bool supported = x.device().is_cpu() ? (x.dtype() == kFloat32 || x.dtype() == kFloat64)
-                                             : (x.device().is_cuda() && is_floating(x.dtype()));
-  if (!supported) return false;
-  for (const Tensor* affine : {&weight, &bias}) {
-    if (affine->defined() && (affine->device() != x.device() || affine->dtype() != x.dtype())) return false;
-  }
-  return true;
-}
-
 // layer_norm (residual undefined) or add_layer_norm (sum = x + residual, then its layer_norm)
-// through the kernel table; one autograd node either way.
+// through the kernel table, one autograd node either way; nothing (an undefined normalized) when
+// the device's fused kernel declines the case (Backend::supports), so that the caller composes it.
 AddedAndNormalized fused_layer_norm(const Tensor& x, const Tensor& residual_in, const Tensor& weight_in,
                                     const Tensor& bias_in, int64_t size, double eps) {
   const char* op = residual_in.defined() ? "add_layer_norm" : "layer_norm";
@@ -41,6 +30,13 @@ AddedAndNormalized fused_layer_norm(const Tensor& x, const Tensor& residual_in, 
   const Tensor residual = residual_in.defined() ? contiguous(residual_in) : Tensor();
   const Tensor weight = weight_in.defined() ? contiguous(weight_in) : Tensor();
   const Tensor bias = bias_in.defined() ? contiguous(bias_in) : Tensor();
+  const KernelCase query = residual.defined()
+                               ? KernelCase{.kernel = FusedKernel::AddLayerNorm, .tensors = {input, residual, weight, bias}}
+                               : KernelCase{.kernel = FusedKernel::LayerNorm, .tensors = {input, weight, bias}};
+  if (!backend_for(input.device()).supports(query).supported) {
+    profiled.cancel();  // the composed ops are recorded instead
+    return {};
+  }
   const int64_t rows = size == 0 ? 0 : input.numel() / size;
   const TensorOptions like_input{.dtype = input.dtype(), .device = input.device()};
   const TensorOptions statistics{.dtype = statistics_dtype(input.dtype()), .device = input.device()};
@@ -128,8 +124,8 @@ Tensor layer_norm_composed(const Tensor& x, const Shape& normalized_shape, const
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
   check_arguments(x, normalized_shape, weight, bias);
-  if (!fused_path_applies(x, weight, bias)) return detail::layer_norm_composed(x, normalized_shape, weight, bias, eps);
-  return fused_layer_norm(x, Tensor(), weight, bias, normalized_shape.numel(), eps).normalized;
+  Tensor fused = fused_layer_norm(x, Tensor(), weight, bias, normalized_shape.numel(), eps).normalized;
+  return fused.defined() ? fused : detail::layer_norm_composed(x, normalized_shape, weight, bias, eps);
 }
 
 AddedAndNormalized add_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
@@ -140,11 +136,10 @@ AddedAndNormalized add_layer_norm(const Tensor& x, const Tensor& residual, const
     fail("add_layer_norm: expected residual of x's shape, dtype and device (", x.shape(), ", ", x.dtype(), ", ",
          x.device(), "), got ", residual.shape(), ", ", residual.dtype(), ", ", residual.device());
   }
-  if (!fused_path_applies(x, weight, bias)) {
-    Tensor sum = add(x, residual);
-    return {sum, detail::layer_norm_composed(sum, normalized_shape, weight, bias, eps)};
-  }
-  return fused_layer_norm(x, residual, weight, bias, normalized_shape.numel(), eps);
+  AddedAndNormalized fused = fused_layer_norm(x, residual, weight, bias, normalized_shape.numel(), eps);
+  if (fused.normalized.defined()) return fused;
+  Tensor sum = add(x, residual);
+  return {sum, detail::layer_norm_composed(sum, normalized_shape, weight, bias, eps)};
 }
 
 LayerNorm::LayerNorm(Shape normalized_shape, double eps, bool elementwise_affine)

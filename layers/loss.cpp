@@ -58,8 +58,8 @@ Tensor check_targets(const Tensor& targets, int64_t classes, int64_t ignore_inde
 // sums the row losses in double, in row order: the same loss for any thread count.
 Tensor fused_cross_entropy(const Rows& input, const Tensor& host_targets, const Shape& target_shape,
                            const CrossEntropyOptions& options) {
-  const Tensor logits = contiguous(input.logits);
-  const Tensor targets = contiguous(input.targets);
+  const Tensor& logits = input.logits;  // contiguous, as the kernel takes them
+  const Tensor& targets = input.targets;
   const int64_t rows = logits.size(0);
   const DType dtype = logits.dtype();
   const Device device = logits.device();
@@ -141,11 +141,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, CrossEntropyOp
   check_smoothing(options.label_smoothing);
   // One op in the profiler: the target check's copies and the reduction nest inside it.
   profiler::detail::Scope profiled(profiler::EventKind::Op, "cross_entropy", {&logits, &targets}, "cross_entropy");
-  // The fused kernels run float32 and float64 on the CPU and every floating dtype on CUDA.
-  const bool fused = logits.defined() && ((logits.device().is_cpu() && (logits.dtype() == kFloat32 || logits.dtype() == kFloat64)) ||
-                                          (logits.device().is_cuda() && is_floating(logits.dtype())));
-  if (!fused) return detail::cross_entropy_composed(logits, targets, options);
   Rows input = as_rows(logits, targets);
+  // The device's fused kernels take the rows as laid out here, or the composed ops compute them.
+  input.logits = contiguous(input.logits);
+  input.targets = contiguous(input.targets);
+  const KernelCase query{.kernel = FusedKernel::CrossEntropy, .tensors = {input.logits, input.targets}};
+  if (!backend_for(input.logits.device()).supports(query).supported) {
+    return detail::cross_entropy_composed(logits, targets, options);
+  }
   const Tensor host_targets = check_targets(input.targets, input.logits.size(1), options.ignore_index);
   return fused_cross_entropy(input, host_targets, targets.shape(), options);
 }

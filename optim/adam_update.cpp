@@ -10,30 +10,17 @@
 #include "core/backend.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/unary.h"
-#include "optim/fused_cpu.h"
 
 namespace dtrain::optim {
 
 namespace {
 
-// Whether the device's fused kernel (Backend::adam_update) takes these tensors: all on one
-// device, contiguous and resident; float32/float64 of one dtype on the CPU, any floating dtype on
-// CUDA with the state in its statistics dtype.
+// Whether the device's fused kernel (Backend::adam_update) takes this parameter's tensors: the
+// kernel table's answer (Backend::supports), asked of the parameter's device.
 bool fusable(const Tensor& param, const Tensor& grad, const AdamState& state) {
-  if (param.device().is_cpu()) {
-    return fusable_on_cpu({param, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq});
-  }
-  if (!param.device().is_cuda() || !is_floating(param.dtype())) return false;
-  const DType state_dtype = statistics_dtype(param.dtype());
-  for (const Tensor* tensor : {&param, &grad, &state.exp_avg, &state.exp_avg_sq, &state.max_exp_avg_sq}) {
-    if (!tensor->defined()) continue;
-    const DType expected = (tensor == &param || tensor == &grad) ? param.dtype() : state_dtype;
-    if (tensor->device() != param.device() || !tensor->is_contiguous() || !tensor->storage()->is_resident() ||
-        tensor->dtype() != expected || tensor->numel() != param.numel()) {
-      return false;
-    }
-  }
-  return true;
+  const KernelCase query{.kernel = FusedKernel::AdamUpdate,
+                         .tensors = {param, grad, state.exp_avg, state.exp_avg_sq, state.max_exp_avg_sq, Tensor()}};
+  return backend_for(param.device()).supports(query).supported;
 }
 
 void adam_tensor_ops(const Tensor& param_handle, const Tensor& grad, const AdamState& state,

@@ -7,9 +7,10 @@
 //   v_max = max(v_max, v)  (amsgrad; v_max replaces v below)
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps       p = p - lr / (1 - beta1^t) * m / denom
 // which is the documented p - lr * m_hat / (sqrt(v_hat) + eps) with eps added after the sqrt.
-// Two paths compute it: the device's fused kernel (Backend::adam_update: contiguous float32/float64
-// on the CPU, any floating dtype on CUDA with float32 state for 16-bit parameters), and chains of
-// in-place tensor ops for anything else (strided tensors, other state dtypes).
+// Two paths compute it: the device's fused kernel (Backend::adam_update) where the kernel table
+// says it takes the parameter (Backend::supports: contiguous float32/float64 on the CPU, any
+// floating dtype on CUDA with float32 state for 16-bit parameters), and chains of in-place tensor
+// ops for anything else (strided tensors, other state dtypes).
 #include <cstdint>
 #include <vector>
 
@@ -39,8 +40,8 @@ struct AdamState {
 // The step's numbers for the device kernels (Backend::adam_update), computed once in double.
 AdamStepScalars adam_step_scalars(const AdamHyperParameters& hyper, int64_t step);
 
-// Applies update number step (1 on the first) to param in place. allow_fused permits the fused
-// CPU loop where the tensors allow it.
+// Applies update number step (1 on the first) to param in place. allow_fused permits the device's
+// fused kernel where the kernel table takes the tensors.
 void adam_update(const Tensor& param, const Tensor& grad, const AdamState& state, const AdamHyperParameters& hyper,
                  int64_t step, bool allow_fused);
 

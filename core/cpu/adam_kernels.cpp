@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/ops/factory.h"
@@ -106,6 +107,13 @@ void update_one(const AdamTensors& tensors, const AdamStepScalars& scalars) {
 }  // namespace
 
 void CpuBackend::adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) {
+  // Every parameter is checked before any is updated, so a refused one leaves all unchanged.
+  for (const AdamTensors& t : parameters) {
+    require_kernel_support(*this,
+                           {.kernel = FusedKernel::AdamUpdate,
+                            .tensors = {t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.max_exp_avg_sq, t.master}},
+                           "adam_update");
+  }
   for (const AdamTensors& tensors : parameters) update_one(tensors, scalars);
 }
 

@@ -34,12 +34,14 @@ class CpuBackend final : public Backend {
   // scores are computed in float32 and rounded once.
   void causal_softmax(const Tensor& scores, Tensor& out) override;
   void causal_softmax_backward(const Tensor& grad_output, const Tensor& output, Tensor& grad_input) override;
-  // No fused attention on the CPU: the composed path (matmul, causal_softmax, matmul) is its kernel.
-  bool attention(const Tensor&, const Tensor&, const Tensor&, double, Tensor&, Tensor&) override { return false; }
-  bool attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                          double, Tensor&, Tensor&, Tensor&) override {
-    return false;
-  }
+  // kernel_support.cpp: float32 and float64 for the fused training kernels (16-bit tensors take the
+  // composed tensor-op paths on the CPU); never attention or convolution2d, whose composed paths
+  // (matmul, causal_softmax and matmul; im2col and matmul) are the CPU's kernels.
+  KernelSupport supports(const KernelCase& query) override;
+  // Raise: supports() declines every case of these two (require_kernel_support says why).
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override;
+  void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
   // Fused training kernels for float32 and float64 (layer_norm_kernels.cpp, cross_entropy_kernels.cpp,
   // adam_kernels.cpp); 16-bit tensors take the composed tensor-op paths on the CPU.
   void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out, Tensor& mean,
@@ -70,11 +72,10 @@ class CpuBackend final : public Backend {
                              LinearActivation activation, Tensor& grad_pre, Tensor& grad_pre_sums) override {
     linear_input_gradient_from_kernels(*this, grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
-  // No convolution kernel of its own: layers/conv.cpp's composed im2col path is the CPU's.
-  bool convolution2d(const Tensor&, const Tensor&, Convolution2d, Tensor&) override { return false; }
-  bool convolution2d_backward(const Tensor&, const Tensor&, const Tensor&, Convolution2d, Tensor&, Tensor&) override {
-    return false;
-  }
+  // Raise, as attention: layers/conv.cpp's composed im2col path is the CPU's convolution.
+  void convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override;
+  void convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+                              Tensor& grad_x, Tensor& grad_weight) override;
 };
 
 Backend& backend();

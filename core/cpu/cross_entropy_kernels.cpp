@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "core/backend.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/float_dispatch.h"
 #include "core/cpu/fast_exp.h"
@@ -72,6 +73,7 @@ void backward_rows(const T* logits, const int64_t* targets, const T* lse, const 
 
 void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                double label_smoothing, Tensor& lse, Tensor& loss) {
+  require_kernel_support(*this, {.kernel = FusedKernel::CrossEntropy, .tensors = {logits, targets}}, "cross_entropy");
   const int64_t rows = logits.size(0), classes = logits.size(1);
   visit_float32_or_float64(logits.dtype(), "cross_entropy", [&]<typename T>() {
     forward_rows<T>(logits.data_ptr<T>(), targets.data_ptr<int64_t>(), lse.data_ptr<T>(), loss.data_ptr<T>(), rows,
@@ -82,6 +84,8 @@ void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int6
 void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                         const Tensor& upstream, bool per_row, double divisor, int64_t ignore_index,
                                         double label_smoothing, Tensor& grad) {
+  require_kernel_support(*this, {.kernel = FusedKernel::CrossEntropy, .tensors = {logits, targets}},
+                         "cross_entropy_backward");
   const int64_t rows = logits.size(0), classes = logits.size(1);
   visit_float32_or_float64(logits.dtype(), "cross_entropy_backward", [&]<typename T>() {
     const T* row_scale = per_row ? upstream.data_ptr<T>() : nullptr;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/float_dispatch.h"
 #include "core/cpu/strided_loop.h"
@@ -130,6 +131,7 @@ T* data_or_null(const Tensor& tensor) {
 
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
                             Tensor& mean, Tensor& rstd) {
+  require_kernel_support(*this, {.kernel = FusedKernel::LayerNorm, .tensors = {x, weight, bias}}, "layer_norm");
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   if (rows == 0 || size == 0) return;
@@ -141,6 +143,8 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor&
 
 void CpuBackend::add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                                 double eps, Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) {
+  require_kernel_support(*this, {.kernel = FusedKernel::AddLayerNorm, .tensors = {x, residual, weight, bias}},
+                         "add_layer_norm");
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   if (rows == 0 || size == 0) return;
@@ -153,6 +157,8 @@ void CpuBackend::add_layer_norm(const Tensor& x, const Tensor& residual, const T
 void CpuBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                      const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
                                      Tensor& grad_bias) {
+  require_kernel_support(*this, {.kernel = FusedKernel::LayerNorm, .tensors = {x, weight, Tensor()}},
+                         "layer_norm_backward");
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   visit_float32_or_float64(x.dtype(), "layer_norm_backward", [&]<typename T>() {

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/backend.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/device_math.cuh"
 #include "cuda/kernels/element.cuh"
@@ -139,6 +140,13 @@ void launch(const std::vector<const AdamTensors*>& batch, const AdamStepScalars&
 }  // namespace
 
 void CudaBackend::adam_update(const std::vector<AdamTensors>& parameters, const AdamStepScalars& scalars) {
+  // Every parameter is checked before any is updated, so a refused one leaves all unchanged.
+  for (const AdamTensors& t : parameters) {
+    require_kernel_support(*this,
+                           {.kernel = FusedKernel::AdamUpdate,
+                            .tensors = {t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.max_exp_avg_sq, t.master}},
+                           "adam_update");
+  }
   // Batches of consecutive parameters that share a device and dtype, kTensorsPerLaunch at most.
   size_t begin = 0;
   while (begin < parameters.size()) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/backend.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/device_math.cuh"
@@ -99,6 +100,7 @@ constexpr int kRowThreads = 512;  // vocabularies are wide: 50k classes is 100 e
 
 void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                 double label_smoothing, Tensor& lse, Tensor& loss) {
+  require_kernel_support(*this, {.kernel = FusedKernel::CrossEntropy, .tensors = {logits, targets}}, "cross_entropy");
   const CrossEntropyRows shape = rows_of(logits, ignore_index, label_smoothing);
   if (shape.rows == 0) return;
   if (targets.dtype() != kInt64) fail("internal: the CUDA cross_entropy kernel takes Int64 targets, got ", targets.dtype());
@@ -116,6 +118,8 @@ void CudaBackend::cross_entropy(const Tensor& logits, const Tensor& targets, int
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                          const Tensor& upstream, bool per_row, double divisor, int64_t ignore_index,
                                          double label_smoothing, Tensor& grad) {
+  require_kernel_support(*this, {.kernel = FusedKernel::CrossEntropy, .tensors = {logits, targets}},
+                         "cross_entropy_backward");
   const CrossEntropyRows shape = rows_of(logits, ignore_index, label_smoothing);
   if (shape.rows == 0 || shape.classes == 0) return;
   if (targets.dtype() != kInt64) fail("internal: the CUDA cross_entropy kernel takes Int64 targets, got ", targets.dtype());

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/backend.h"
 #include "cuda/caching_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels/block_reduce.cuh"
@@ -180,17 +181,22 @@ void layer_norm_forward(const Tensor& x, const Tensor& residual, const Tensor& s
 
 void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& out,
                              Tensor& mean, Tensor& rstd) {
+  require_kernel_support(*this, {.kernel = FusedKernel::LayerNorm, .tensors = {x, weight, bias}}, "layer_norm");
   layer_norm_forward(x, Tensor(), Tensor(), weight, bias, eps, out, mean, rstd, "layer_norm");
 }
 
 void CudaBackend::add_layer_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                                  double eps, Tensor& sum, Tensor& out, Tensor& mean, Tensor& rstd) {
+  require_kernel_support(*this, {.kernel = FusedKernel::AddLayerNorm, .tensors = {x, residual, weight, bias}},
+                         "add_layer_norm");
   layer_norm_forward(x, residual, sum, weight, bias, eps, out, mean, rstd, "add_layer_norm");
 }
 
 void CudaBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                       const Tensor& rstd, const Tensor& grad_sum, Tensor& grad_x, Tensor& grad_weight,
                                       Tensor& grad_bias) {
+  require_kernel_support(*this, {.kernel = FusedKernel::LayerNorm, .tensors = {x, weight, Tensor()}},
+                         "layer_norm_backward");
   const int64_t rows = mean.numel();
   const int64_t size = rows == 0 ? 0 : x.numel() / rows;
   LaunchContext context(x.device());

@@ -77,13 +77,14 @@ void check_against_reference(const Tensor& q, const Tensor& k, const Tensor& v, 
   Backend& gpu_table = backend_for(gpu());
   Tensor out = empty(q.shape(), {.dtype = q.dtype(), .device = gpu()});
   Tensor lse = empty({batch, heads, tokens}, {.dtype = kFloat32, .device = gpu()});
-  if (!gpu_table.attention(q, k, v, scale, out, lse)) {
+  if (!gpu_table.supports({.kernel = FusedKernel::Attention, .tensors = {q, k, v}}).supported) {
     if (compute_capability_major() < 8) {
       WARN("no fused attention before compute capability 8.0: " << cuda::last_attention_decline_reason());
       return;
     }
     FAIL("the fused attention declined: " << cuda::last_attention_decline_reason());
   }
+  gpu_table.attention(q, k, v, scale, out, lse);
 
   const Tensor grad_out16 = wavy(q.shape(), kFloat64, 1.0, 0.9).to(q.dtype());
   const Reference r = reference_attention(q64, k64, v64, grad_out16.to(kFloat64), scale);
@@ -94,15 +95,14 @@ void check_against_reference(const Tensor& q, const Tensor& k, const Tensor& v, 
   // A second run takes the cached plan and must give the same bits.
   Tensor out_again = empty(q.shape(), {.dtype = q.dtype(), .device = gpu()});
   Tensor lse_again = empty({batch, heads, tokens}, {.dtype = kFloat32, .device = gpu()});
-  REQUIRE(gpu_table.attention(q, k, v, scale, out_again, lse_again));
+  gpu_table.attention(q, k, v, scale, out_again, lse_again);
   REQUIRE(equal(out_again.to(Device::cpu()), out.to(Device::cpu())));
   REQUIRE(equal(lse_again.to(Device::cpu()), lse.to(Device::cpu())));
 
   Tensor grad_q = empty(q.shape(), {.dtype = q.dtype(), .device = gpu()});
   Tensor grad_k = empty(q.shape(), {.dtype = q.dtype(), .device = gpu()});
   Tensor grad_v = empty(q.shape(), {.dtype = q.dtype(), .device = gpu()});
-  const bool ran = gpu_table.attention_backward(grad_out16.to(gpu()), q, k, v, out, lse, scale, grad_q, grad_k, grad_v);
-  if (!ran) FAIL("the fused attention backward declined: " << cuda::last_attention_decline_reason());
+  gpu_table.attention_backward(grad_out16.to(gpu()), q, k, v, out, lse, scale, grad_q, grad_k, grad_v);
   require_close(grad_q, r.grad_q, tolerance, what + ": grad_q");
   require_close(grad_k, r.grad_k, tolerance, what + ": grad_k");
   require_close(grad_v, r.grad_v, tolerance, what + ": grad_v");
@@ -138,7 +138,7 @@ TEST_CASE("cuda attention: q, k and v sliced from one packed qkv tensor with T =
   }
 }
 
-TEST_CASE("cuda attention: float32 inputs, a head size not a multiple of 8 and a single token decline with a reason") {
+TEST_CASE("cuda attention: the query declines float32 inputs, a head size not a multiple of 8 and a single token with a reason, and the entries then raise") {
   Backend& gpu_table = backend_for(gpu());
   auto declines = [&](const Shape& shape, DType dtype, const std::string& expected_words) {
     const Tensor x = wavy(shape, kFloat64, 1.0, 0.2).to(dtype).to(gpu());
@@ -148,10 +148,15 @@ TEST_CASE("cuda attention: float32 inputs, a head size not a multiple of 8 and a
     Tensor grad_k = empty(shape, {.dtype = dtype, .device = gpu()});
     Tensor grad_v = empty(shape, {.dtype = dtype, .device = gpu()});
     INFO(shape << " " << dtype);
-    REQUIRE_FALSE(gpu_table.attention(x, x, x, 0.125, out, lse));
+    const KernelSupport answer = gpu_table.supports({.kernel = FusedKernel::Attention, .tensors = {x, x, x}});
+    REQUIRE_FALSE(answer.supported);
+    CHECK_THAT(answer.reason, Catch::Contains(expected_words));
     CHECK_THAT(cuda::last_attention_decline_reason(), Catch::Contains(expected_words));
-    REQUIRE_FALSE(gpu_table.attention_backward(x, x, x, x, out, lse, 0.125, grad_q, grad_k, grad_v));
-    CHECK_THAT(cuda::last_attention_decline_reason(), Catch::Contains(expected_words));
+    // Called anyway, both entries raise naming themselves and the reason.
+    REQUIRE_THROWS_WITH(gpu_table.attention(x, x, x, 0.125, out, lse),
+                        Catch::Contains("attention") && Catch::Contains(expected_words));
+    REQUIRE_THROWS_WITH(gpu_table.attention_backward(x, x, x, x, out, lse, 0.125, grad_q, grad_k, grad_v),
+                        Catch::Contains("attention_backward") && Catch::Contains(expected_words));
   };
   declines({1, 2, 16, 64}, kFloat32, "dtype");
   declines({1, 2, 16, 12}, kBFloat16, "head size");

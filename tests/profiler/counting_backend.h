@@ -82,16 +82,16 @@ class CountingBackend final : public Backend {
     Call call(*this, "causal_softmax_backward");
     table_.causal_softmax_backward(grad_output, output, grad_input);
   }
-  // The fused kernels that may decline count only when they ran.
-  bool attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override {
-    Call call(*this, nullptr);
-    return call.count_if(table_.attention(q, k, v, scale, out, lse), "attention");
+  // The capability question is no kernel call: not counted.
+  KernelSupport supports(const KernelCase& query) override { return table_.supports(query); }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, Tensor& out, Tensor& lse) override {
+    Call call(*this, "attention");
+    table_.attention(q, k, v, scale, out, lse);
   }
-  bool attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+  void attention_backward(const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                           const Tensor& lse, double scale, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override {
-    Call call(*this, nullptr);
-    return call.count_if(table_.attention_backward(grad_out, q, k, v, out, lse, scale, grad_q, grad_k, grad_v),
-                         "attention_backward");
+    Call call(*this, "attention_backward");
+    table_.attention_backward(grad_out, q, k, v, out, lse, scale, grad_q, grad_k, grad_v);
   }
   void random(RandomKind kind, RandomStream stream, double a, double b, Tensor& out) override {
     static const char* const kNames[] = {"uniform", "normal", "bernoulli"};
@@ -144,15 +144,14 @@ class CountingBackend final : public Backend {
     Call call(*this, activation == LinearActivation::GeluTanh ? "linear_input_gradient_gelu" : "linear_input_gradient");
     table_.linear_input_gradient(grad_out, weight, pre_activation, activation, grad_pre, grad_pre_sums);
   }
-  bool convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
-    Call call(*this, nullptr);
-    return call.count_if(table_.convolution2d(x, weight, geometry, out), "convolution2d");
+  void convolution2d(const Tensor& x, const Tensor& weight, Convolution2d geometry, Tensor& out) override {
+    Call call(*this, "convolution2d");
+    table_.convolution2d(x, weight, geometry, out);
   }
-  bool convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
+  void convolution2d_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight, Convolution2d geometry,
                               Tensor& grad_x, Tensor& grad_weight) override {
-    Call call(*this, nullptr);
-    return call.count_if(table_.convolution2d_backward(grad_out, x, weight, geometry, grad_x, grad_weight),
-                         "convolution2d_backward");
+    Call call(*this, "convolution2d_backward");
+    table_.convolution2d_backward(grad_out, x, weight, geometry, grad_x, grad_weight);
   }
 
  private:
@@ -164,10 +163,6 @@ class CountingBackend final : public Backend {
       if (outermost_ && name != nullptr) ++owner_.calls_[name];
     }
     ~Call() { --owner_.depth_; }
-    bool count_if(bool ran, const char* name) {
-      if (ran && outermost_) ++owner_.calls_[name];
-      return ran;
-    }
 
    private:
     CountingBackend& owner_;

@@ -138,8 +138,10 @@ void GradientSharder::on_sharded_gradient(size_t parameter) {
   NoGradGuard no_grad;
   if (!unit.bucket.defined()) {
     synchronizer_->acquire(position_of_unit_[location.unit]);  // waits for room under the cap
+    // Not zeroed: each slot is written by its first gradient, and start() zeros the slots that
+    // got none and the padding (a pass over the whole bucket saved).
     MemoryTagScope tag(MemoryTag::Communication);
-    unit.bucket = zeros({unit.padded_total()}, {.dtype = unit.compute_dtype, .device = gradient.device()});
+    unit.bucket = empty({unit.padded_total()}, {.dtype = unit.compute_dtype, .device = gradient.device()});
   }
   Tensor slot = unit.member_view(unit.bucket, location.member, param.shape());
   if (unit.arrived[location.member]) slot.add_(gradient);
@@ -166,6 +168,11 @@ WorkHandle GradientSharder::start(size_t position) {
   if (!unit.bucket.defined()) {  // no member got a gradient: it contributes zeros
     MemoryTagScope tag(MemoryTag::Communication);
     unit.bucket = zeros({unit.padded_total()}, {.dtype = unit.compute_dtype, .device = unit.gradient_shard.device()});
+  } else {
+    for (size_t member = 0; member < unit.parameters.size(); ++member) {
+      if (!unit.arrived[member]) unit.bucket.narrow(0, unit.layout.offset(member), unit.layout.numel(member)).zero_();
+    }
+    if (unit.layout.padding() > 0) unit.bucket.narrow(0, unit.layout.total(), unit.layout.padding()).zero_();
   }
   if (before_collective_) before_collective_(unit_index);
   Tensor own_slot = unit.bucket.narrow(0, unit.own_begin(), unit.shard_size());

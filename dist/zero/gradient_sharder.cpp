@@ -8,6 +8,7 @@
 #include "core/graph.h"
 #include "core/ops/factory.h"
 #include "dist/wait_all.h"
+#include "dist/work.h"
 
 namespace dtrain::dist {
 

@@ -101,6 +101,9 @@ class DistributedDataParallel {
   //   ddp.register_comm_hook(dist::bf16_compress_hook);
   void register_comm_hook(CommunicationHook hook);
 
+  // The most gradient-bucket bytes being reduced at once so far (what reduce_in_flight_cap_mb bounds).
+  size_t peak_bucket_bytes_in_flight() const { return reducer_->synchronizer().peak_bytes_in_flight(); }
+
   // Where the last synchronised iteration's DDP time went on this rank.
   const SynchronizationTimings& last_synchronization_timings() const { return reducer_->timings(); }
 

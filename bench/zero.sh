@@ -20,7 +20,8 @@
 # built), by bisection between 0 and the first layer count whose model state alone, by the
 # paper's formula, exceeds the cap.
 #
-# Needs bench_zero built in build-dir (an MPI build), mpirun, and Debian's python3-torch.
+# Needs bench_zero built in build-dir (an MPI build), mpirun, and Debian's python3-torch (without
+# it the PyTorch rows are left out, with a note).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,7 +66,12 @@ run() {  # ranks configuration: "dtrain ddp" | "dtrain 0".."dtrain 3" | "pytorch
 
 load() { uptime | sed 's/.*load average/load average/'; }
 echo "load before: $(load)" >&2
-configurations=("dtrain ddp" "dtrain 0" "dtrain 1" "dtrain 2" "dtrain 3" "pytorch ddp" "pytorch zero1")
+configurations=("dtrain ddp" "dtrain 0" "dtrain 1" "dtrain 2" "dtrain 3")
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  configurations+=("pytorch ddp" "pytorch zero1")
+else
+  echo "zero.sh: /usr/bin/python3 cannot import torch (Debian's python3-torch): the PyTorch rows are left out" >&2
+fi
 for ((round = 0; round < rounds; ++round)); do
   for ranks in $rank_counts; do
     order=("${configurations[@]}")

@@ -38,6 +38,7 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<Module> module,
       .first_bucket_cap_bytes = megabytes_to_bytes(options_.first_bucket_cap_mb, kWho, "first_bucket_cap_mb"),
       .bucket_cap_bytes = megabytes_to_bytes(options_.bucket_cap_mb, kWho, "bucket_cap_mb"),
       .find_unused_parameters = options_.find_unused_parameters,
+      .max_bytes_in_flight = megabytes_to_bytes(options_.reduce_in_flight_cap_mb, kWho, "reduce_in_flight_cap_mb"),
       .owner = kWho,
   };
 

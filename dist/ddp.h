@@ -36,6 +36,10 @@ struct DistributedDataParallelOptions {
   // 0 puts every parameter in a bucket of its own.
   double bucket_cap_mb = 25.0;
   double first_bucket_cap_mb = 1.0;
+  // At most this many MiB of buckets being reduced at once (as DeepSpeed's reduce_bucket_size):
+  // a bucket's launch waits for the oldest in flight first. 0: no cap (DDP's buckets are the
+  // gradients themselves, so the cap bounds collectives in flight, not memory).
+  double reduce_in_flight_cap_mb = 0.0;
   // Allow parameters that get no gradient in some steps (the output does not depend on them):
   // they contribute zeros. Without it such a step raises on every rank, naming them.
   bool find_unused_parameters = false;
@@ -96,6 +100,9 @@ class DistributedDataParallel {
   // Replaces how a bucket is reduced (default: all-reduce and average); see comm_hooks.h:
   //   ddp.register_comm_hook(dist::bf16_compress_hook);
   void register_comm_hook(CommunicationHook hook);
+
+  // The most gradient-bucket bytes being reduced at once so far (what reduce_in_flight_cap_mb bounds).
+  size_t peak_bucket_bytes_in_flight() const { return reducer_->synchronizer().peak_bytes_in_flight(); }
 
   // Where the last synchronised iteration's DDP time went on this rank.
   const SynchronizationTimings& last_synchronization_timings() const { return reducer_->timings(); }

@@ -106,8 +106,16 @@ GradientReducer::GradientReducer(std::shared_ptr<ProcessGroup> group, std::vecto
   arrived_.assign(parameters_.size(), 0);
   counted_ready_.assign(parameters_.size(), 0);
   has_local_gradient_.assign(parameters_.size(), 0);
-  pending_.assign(buckets_.size(), 0);
-  works_.resize(buckets_.size());
+  std::vector<size_t> member_counts;
+  std::vector<size_t> bucket_bytes;
+  for (const GradientBucket& bucket : buckets_) {
+    member_counts.push_back(bucket.member_count());
+    bucket_bytes.push_back(bucket.buffer().nbytes());
+  }
+  synchronizer_ = std::make_unique<GradientSynchronizer>(
+      std::move(member_counts), std::move(bucket_bytes),
+      BucketActions{.start = [this](size_t bucket) { return launch(bucket); }, .complete = nullptr},
+      options_.max_bytes_in_flight);
   for (size_t p = 0; p < parameters_.size(); ++p) {
     hook_handles_.push_back(parameters_[p].register_post_accumulate_grad_hook([this, p](const Tensor&) {
       on_gradient_ready(p);
@@ -124,14 +132,7 @@ GradientReducer::~GradientReducer() {
     }
   }
   // A collective still in flight writes into the bucket buffers: wait before they are freed.
-  for (WorkHandle& work : works_) {
-    if (!work) continue;
-    try {
-      work->wait();
-    } catch (const std::exception&) {
-      // The error was the iteration's to report; a destructor cannot.
-    }
-  }
+  synchronizer_.reset();
 }
 
 void GradientReducer::set_communication_hook(CommunicationHook hook) {
@@ -140,7 +141,7 @@ void GradientReducer::set_communication_hook(CommunicationHook hook) {
 }
 
 void GradientReducer::before_forward() {
-  bool backward_started = arrivals_ > 0 || next_bucket_to_launch_ > 0;
+  bool backward_started = arrivals_ > 0 || synchronizer_->launched_count() > 0;
   if (phase_ != Phase::Expecting || !backward_started) {
     phase_ = Phase::Idle;
     return;
@@ -161,9 +162,7 @@ void GradientReducer::prepare_for_backward(const Tensor& output) {
   arrived_.assign(parameters_.size(), 0);
   counted_ready_.assign(parameters_.size(), 0);
   has_local_gradient_.assign(parameters_.size(), 0);
-  for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].member_count();
-  works_.assign(buckets_.size(), nullptr);
-  next_bucket_to_launch_ = 0;
+  synchronizer_->begin();
   arrivals_ = 0;
   expected_arrivals_seen_ = 0;
   timings_ = {};
@@ -180,7 +179,7 @@ void GradientReducer::prepare_for_backward(const Tensor& output) {
       // Ready from the start: its slot is filled (its gradient so far, or zeros) when its bucket
       // launches, which may then happen without waiting for it.
       counted_ready_[p] = 1;
-      --pending_[location_of_[p].bucket];
+      synchronizer_->mark_ready(location_of_[p].bucket);
     }
     // Without find_unused_parameters an unreachable parameter holds its bucket back until
     // finish(), which reports it on every rank.
@@ -193,7 +192,7 @@ void GradientReducer::prepare_for_backward(const Tensor& output) {
 void GradientReducer::on_gradient_ready(size_t parameter) {
   if (phase_ == Phase::Idle) return;  // no_sync, or a forward that did not ask for synchronisation
   const Location& location = location_of_[parameter];
-  bool bucket_launched = location.bucket < next_bucket_to_launch_;
+  bool bucket_launched = synchronizer_->is_launched(location.bucket);
   if (phase_ == Phase::Finished || bucket_launched) {
     fail(options_.owner, ": parameter '", names_[parameter], "' got a gradient after its bucket was reduced ",
          "(a gradient that does not flow through the DistributedDataParallel output, or a second backward through ",
@@ -216,20 +215,13 @@ void GradientReducer::on_gradient_ready(size_t parameter) {
   }
   if (!counted_ready_[parameter]) {
     counted_ready_[parameter] = 1;
-    --pending_[location.bucket];
+    synchronizer_->mark_ready(location.bucket);
   }
-  launch_ready_buckets();
+  synchronizer_->launch_ready();
   if (expected_arrivals_seen_ == expected_arrivals_) finish();
 }
 
-void GradientReducer::launch_ready_buckets() {
-  // In bucket order only: every rank must issue the same collectives in the same order.
-  while (next_bucket_to_launch_ < buckets_.size() && pending_[next_bucket_to_launch_] == 0) {
-    launch(next_bucket_to_launch_++);
-  }
-}
-
-void GradientReducer::launch(size_t bucket_index) {
+WorkHandle GradientReducer::launch(size_t bucket_index) {
   ScopedTimer timer(timings_.launch_ms);
   GradientBucket& bucket = buckets_[bucket_index];
   for (size_t member = 0; member < bucket.member_count(); ++member) {
@@ -246,14 +238,14 @@ void GradientReducer::launch(size_t bucket_index) {
     }
     has_local_gradient_[p] = parameter.grad().defined() ? 1 : 0;
   }
-  works_[bucket_index] = communication_hook_(*group_, bucket.buffer());
+  return communication_hook_(*group_, bucket.buffer());
 }
 
 void GradientReducer::finish() {
   if (phase_ != Phase::Expecting) return;
   phase_ = Phase::Finished;
   if (parameters_.empty()) return;  // the same on every rank (checked at construction)
-  while (next_bucket_to_launch_ < buckets_.size()) launch(next_bucket_to_launch_++);
+  synchronizer_->launch_remaining();
   ScopedTimer timer(timings_.wait_ms);
 
   // Which rank had which gradient, gathered after the buckets (same order on every rank): the
@@ -278,7 +270,7 @@ void GradientReducer::finish() {
   // Every collective is waited for even when one fails: none may still write into a buffer
   // after this returns.
   FirstError first_error;
-  first_error.run([this] { wait_all(works_); });
+  first_error.run([this] { synchronizer_->complete_all(); });
   first_error.run([&status_work] { if (status_work) status_work->wait(); });
   first_error.rethrow();
 

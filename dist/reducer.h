@@ -4,7 +4,8 @@
 // hook fires, starts a bucket's all-reduce as soon as all of its gradients are in (in bucket
 // order, the same on every rank) while backward goes on, and once the last expected gradient
 // has arrived waits for every bucket, so that .grad() holds the average over ranks when
-// backward returns and the optimizer's step can follow at once.
+// backward returns and the optimizer's step can follow at once. Launching in order, the cap on
+// bytes in flight and the waiting are the shared engine's (dist/gradient_synchronizer.h).
 //
 // One iteration, from the reducer's side:
 //   forward  -> prepare_for_backward(output): walks the autograd graph from the output to find
@@ -23,6 +24,7 @@
 
 #include "dist/comm_hooks.h"
 #include "dist/gradient_bucket.h"
+#include "dist/gradient_synchronizer.h"
 #include "dist/process_group.h"
 #include "dist/work.h"
 #include "layers/module.h"
@@ -44,6 +46,9 @@ struct GradientReducerOptions {
   size_t bucket_cap_bytes = size_t{25} << 20;
   // Parameters the output does not depend on get zeros from this rank instead of an error.
   bool find_unused_parameters = false;
+  // At most this many bucket bytes being reduced at once (0: no cap): launching a bucket waits
+  // for the oldest in flight first.
+  size_t max_bytes_in_flight = 0;
   // Prefixes error messages.
   std::string owner = "DistributedDataParallel";
 };
@@ -78,6 +83,7 @@ class GradientReducer {
   bool expecting_gradients() const { return phase_ == Phase::Expecting; }
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
+  const GradientSynchronizer& synchronizer() const { return *synchronizer_; }
   // Of the last prepared iteration (complete once it finished).
   const SynchronizationTimings& timings() const { return timings_; }
   const std::vector<std::string>& parameter_names() const { return names_; }
@@ -90,8 +96,7 @@ class GradientReducer {
   };
 
   void on_gradient_ready(size_t parameter);
-  void launch_ready_buckets();
-  void launch(size_t bucket);
+  WorkHandle launch(size_t bucket);
   [[noreturn]] void fail_missing_gradients(const std::vector<std::vector<int>>& ranks_without_gradient) const;
 
   std::shared_ptr<ProcessGroup> group_;
@@ -107,6 +112,7 @@ class GradientReducer {
   };
   std::vector<Location> location_of_;  // by parameter
   std::vector<size_t> hook_handles_;   // by parameter
+  std::unique_ptr<GradientSynchronizer> synchronizer_;
 
   // The current iteration.
   Phase phase_ = Phase::Idle;
@@ -114,9 +120,6 @@ class GradientReducer {
   std::vector<char> arrived_;           // by parameter: its hook fired in this backward
   std::vector<char> counted_ready_;     // by parameter: counted off its bucket's pending_
   std::vector<char> has_local_gradient_;  // by parameter: contributed a gradient (set at launch)
-  std::vector<size_t> pending_;         // by bucket: members not yet ready
-  std::vector<WorkHandle> works_;       // by bucket, once launched
-  size_t next_bucket_to_launch_ = 0;
   size_t expected_arrivals_ = 0;       // parameters reachable from the output
   size_t expected_arrivals_seen_ = 0;  // of those, how many got their gradient so far
   size_t arrivals_ = 0;                // every gradient that arrived, foreseen or not

@@ -29,7 +29,7 @@ void ShardedUnit::release() {
   full.storage()->release();
 }
 
-int64_t ShardedUnit::padding_bytes(MemoryTag tag, int stage) const {
+int64_t ShardedUnit::padding_bytes(MemoryTag tag, const ShardingStrategy& strategy) const {
   const int64_t compute_size = static_cast<int64_t>(dtype_size(compute_dtype));
   const int64_t master_size = static_cast<int64_t>(dtype_size(master_dtype));
   const int64_t own_padding = layout.padding_in_shard(shard);
@@ -37,11 +37,11 @@ int64_t ShardedUnit::padding_bytes(MemoryTag tag, int stage) const {
     case MemoryTag::Parameters: {
       int64_t bytes = 0;
       if (full.storage()->is_resident()) bytes += layout.padding() * compute_size;
-      if (stage == 3) bytes += own_padding * compute_size;
+      if (strategy.shards_parameters()) bytes += own_padding * compute_size;
       return bytes;
     }
     case MemoryTag::Gradients:
-      return (stage <= 1 ? layout.padding() : own_padding) * compute_size;
+      return (strategy.shards_gradients() ? own_padding : layout.padding()) * compute_size;
     case MemoryTag::OptimizerState:
       return mixed_precision() && !offloaded ? own_padding * master_size : 0;  // offloaded: host memory
     case MemoryTag::Communication:

@@ -11,6 +11,8 @@
 //   full_gradient     P (params' .grad())    -                      -
 //   gradient_shard    own slot of it         S                      S
 //   bucket            -                      P while reduce-scattered (communication)
+// Stages 0-1 reduce full_gradient itself in place (all-reduce, or reduce-scatter into its own
+// slot); stages 2-3 reduce-scatter the transient bucket straight into gradient_shard.
 //
 // The parameters' tensors are views of `full` (their TensorImpls are re-pointed), so gathering
 // into `full` updates them in place and a stage-3 release frees their bytes while autograd's
@@ -29,6 +31,7 @@
 #include "dist/process_group.h"
 #include "dist/work.h"
 #include "dist/zero/shard_layout.h"
+#include "dist/zero/sharding_strategy.h"
 
 namespace dtrain::dist {
 
@@ -50,9 +53,11 @@ struct ShardedUnit {
   Tensor bucket;
 
   WorkHandle gather_work;  // an all-gather into full not yet waited for
-  WorkHandle reduce_work;  // a reduction of the gradient not yet waited for
-  std::vector<char> arrived;     // stages 2-3, by member: its gradient is in the bucket
+  std::vector<char> arrived;     // by member: its gradient arrived in this backward
   size_t arrived_count = 0;
+  // The gradient shard holds an average reduced by an earlier backward of this step, which the
+  // next backward accumulates onto (cleared by zero_grad).
+  bool holds_reduced_gradient = false;
 
   int64_t own_begin() const { return layout.shard_begin(shard); }
   int64_t shard_size() const { return layout.shard_size(); }
@@ -73,7 +78,7 @@ struct ShardedUnit {
   void release();
 
   // Bytes of padding this unit holds in each tag's buffers (for the memory report).
-  int64_t padding_bytes(MemoryTag tag, int stage) const;
+  int64_t padding_bytes(MemoryTag tag, const ShardingStrategy& strategy) const;
 };
 
 // Points parameter's handle at view's storage, offset, strides and dtype (as Module::to does),

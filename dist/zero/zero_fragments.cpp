@@ -71,7 +71,7 @@ std::vector<TensorFragment> ZeroOptimizer::state_fragments() const {
   NoGradGuard no_grad;
   std::vector<TensorFragment> fragments;
   const bool rank0 = group_->rank() == 0;
-  if (options_.stage == 0 && !rank0) return fragments;  // every rank holds everything: rank 0 saves it
+  if (!strategy_.shards_optimizer_state() && !rank0) return fragments;  // every rank holds everything: rank 0 saves it
   for (size_t i = 0; i < pieces_.size(); ++i) {
     const Piece& piece = pieces_[i];
     const std::string& name = names_[piece.parameter];

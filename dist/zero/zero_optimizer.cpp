@@ -70,12 +70,14 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
     : model_(std::move(model)), options_(std::move(options)), scaler_(options_.loss_scaling, false) {
   if (!model_) fail(kWho, ": expected a model, got null");
   if (!factory) fail(kWho, ": expected an optimizer factory, got an empty function");
-  if (options_.stage < 0 || options_.stage > 3) fail(kWho, ": expected stage 0, 1, 2 or 3, got ", options_.stage);
+  strategy_ = ShardingStrategy::for_stage(options_.stage);  // raises for another stage
   if (options_.param_persistence_threshold < 0) {
     fail(kWho, ": expected param_persistence_threshold >= 0, got ", options_.param_persistence_threshold);
   }
   megabytes_to_bytes(options_.bucket_cap_mb, kWho, "bucket_cap_mb");
   megabytes_to_bytes(options_.prefetch_mb, kWho, "prefetch_mb");
+  const size_t reduce_in_flight_cap =
+      megabytes_to_bytes(options_.reduce_in_flight_cap_mb, kWho, "reduce_in_flight_cap_mb");
   if (options_.process_group) {
     group_ = options_.process_group;
   } else {
@@ -145,19 +147,18 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
   original_values.clear();  // the model's original storages are freed here
   build_pieces_and_optimizer(factory);
 
-  if (options_.stage >= 2) {
-    std::function<void(size_t)> on_complete;
-    std::function<void(size_t)> before_collective;
-    if (options_.stage == 3) {
-      on_complete = [this](size_t unit) { gatherer_->release(unit); };
-      before_collective = [this](size_t unit) {
-        gatherer_->check_same_collective(unit, ParameterGatherer::Action::ReduceGradients);
-      };
-    }
-    sharder_ = std::make_unique<GradientSharder>(*group_, units_, parameters_, names_, launch_order_,
-                                                 std::move(on_complete), std::move(before_collective));
+  std::function<void(size_t)> on_complete;
+  std::function<void(size_t)> before_collective;
+  if (strategy_.shards_parameters()) {
+    on_complete = [this](size_t unit) { gatherer_->release(unit); };
+    before_collective = [this](size_t unit) {
+      gatherer_->check_same_collective(unit, ParameterGatherer::Action::ReduceGradients);
+    };
   }
-  if (options_.stage == 3) {
+  sharder_ = std::make_unique<GradientSharder>(*group_, strategy_, units_, parameters_, names_, launch_order_,
+                                               reduce_in_flight_cap, std::move(on_complete),
+                                               std::move(before_collective));
+  if (strategy_.shards_parameters()) {
     gatherer_ = std::make_unique<ParameterGatherer>(*group_, units_, module_units_,
                                                     megabytes_to_bytes(options_.prefetch_mb, kWho, "prefetch_mb"));
   }
@@ -203,7 +204,7 @@ void ZeroOptimizer::backward(const Tensor& loss) {
   Tensor root = scaler_.enabled() ? mul(loss, scaler_.scale()) : loss;
   gradients_synchronized_ = false;
   master_gradients_ready_ = false;
-  if (sharder_) sharder_->begin_backward();
+  sharder_->begin_backward();
   if (gatherer_) gatherer_->begin_backward();
   std::exception_ptr error;
   try {
@@ -211,13 +212,11 @@ void ZeroOptimizer::backward(const Tensor& loss) {
   } catch (...) {
     error = std::current_exception();
   }
-  if (sharder_) {
-    try {
-      if (error) sharder_->abandon();
-      else sharder_->finish();
-    } catch (...) {
-      if (!error) error = std::current_exception();
-    }
+  try {
+    if (error) sharder_->abandon();
+    else sharder_->finish();
+  } catch (...) {
+    if (!error) error = std::current_exception();
   }
   if (gatherer_ && !error) {
     try {
@@ -238,43 +237,9 @@ void ZeroOptimizer::backward(const Tensor& loss) {
 
 void ZeroOptimizer::synchronize_gradients() {
   if (gradients_synchronized_) return;
-  if (sharder_) {
-    sharder_->finish();
-    gradients_synchronized_ = true;
-    return;
-  }
-  NoGradGuard no_grad;
-  // Stages 0-1: the gradients accumulated in place in the full gradient buffers (the
-  // parameters' .grad() are views of them); a gradient that lives elsewhere (the model's own
-  // zero_grad() dropped the view) is copied in first.
-  for (ShardedUnit& unit : units_) {
-    for (size_t member = 0; member < unit.parameters.size(); ++member) {
-      Tensor parameter = parameters_[unit.parameters[member]];
-      Tensor view = unit.member_view(unit.full_gradient, member, parameter.shape());
-      Tensor gradient = parameter.grad();
-      if (gradient.defined() && gradient.storage() == view.storage() &&
-          gradient.storage_offset() == view.storage_offset()) {
-        continue;
-      }
-      if (gradient.defined()) view.copy_(gradient);
-      else view.zero_();
-      parameter.set_grad(view);
-    }
-  }
-  if (group_->size() > 1) {
-    std::vector<WorkHandle> works;
-    for (ShardedUnit& unit : units_) {
-      if (options_.stage == 0) {
-        works.push_back(group_->all_reduce(unit.full_gradient, ReduceOp::Sum));
-      } else {
-        Tensor own_slot = unit.gradient_shard;
-        works.push_back(group_->reduce_scatter(unit.full_gradient, own_slot, ReduceOp::Sum));
-      }
-    }
-    wait_all(works);
-    // As DDP: the sum first, divided by N once.
-    for (ShardedUnit& unit : units_) unit.gradient_shard.div_(static_cast<double>(group_->size()));
-  }
+  // backward() reduced the gradients during backward; this settles one whose reduction is still
+  // pending (every rank must still issue the same collectives).
+  sharder_->finish();
   gradients_synchronized_ = true;
 }
 
@@ -309,7 +274,7 @@ double ZeroOptimizer::clip_grad_norm(double max_norm) {
   double local = 0.0;
   for (const Piece& piece : pieces_) local += sum_of_squares(piece.master.grad());
   double total_squares = local;
-  if (options_.stage >= 1 && group_->size() > 1) {
+  if (strategy_.shards_optimizer_state() && group_->size() > 1) {
     Tensor sum = from_vector(std::vector<double>{local});
     group_->all_reduce(sum, ReduceOp::Sum)->wait();
     total_squares = sum.item();
@@ -351,14 +316,12 @@ void ZeroOptimizer::refresh_compute_parameters() {
   for (ShardedUnit& unit : units_) {
     unit.wait_gather();
     if (unit.has_own_master()) unit.compute_shard.copy_(unit.master_shard);  // offloaded: host to device
-    if (group_->size() == 1 || options_.stage == 0) continue;
-    if (options_.stage <= 2) {
-      unit.gather_work = group_->all_gather(unit.compute_shard, unit.full);
-    } else if (unit.persistent) {
+    if (group_->size() == 1 || !strategy_.shards_optimizer_state()) continue;
+    if (strategy_.gathers_parameters_after_step() || unit.persistent) {
       unit.gather_work = group_->all_gather(unit.compute_shard, unit.full);
     }
   }
-  if (options_.stage == 3 && group_->size() == 1) {
+  if (strategy_.shards_parameters() && group_->size() == 1) {
     // One rank: the shard is the whole; a persistent unit's buffer is refreshed by a copy.
     for (ShardedUnit& unit : units_) {
       if (unit.persistent) unit.full.copy_(unit.compute_shard);
@@ -371,7 +334,8 @@ void ZeroOptimizer::wait_for_parameters() const {
 }
 
 void ZeroOptimizer::zero_grad() {
-  if (sharder_) sharder_->finish();  // a backward not yet stepped: its collectives must still pair up
+  sharder_->finish();  // a backward not yet stepped: its collectives must still pair up
+  sharder_->forget_reduced_gradients();
   NoGradGuard no_grad;
   for (ShardedUnit& unit : units_) {
     if (unit.full_gradient.defined()) {
@@ -423,12 +387,12 @@ ZeroMemoryReport ZeroOptimizer::memory_report() const {
   ZeroMemoryReport report;
   report.rank = group_->rank();
   report.world_size = group_->size();
-  report.stage = options_.stage;
+  report.stage = strategy_.stage();
   report.compute_dtype = compute_dtype_;
   report.master_dtype = master_dtype_;
   for (const Tensor& parameter : parameters_) report.parameter_count += parameter.numel();
   for (const Piece& piece : pieces_) report.shard_parameter_count += piece.length;
-  if (options_.stage == 0) report.shard_parameter_count = report.parameter_count;
+  if (!strategy_.shards_optimizer_state()) report.shard_parameter_count = report.parameter_count;
   for (size_t i = 0; i < pieces_.size(); ++i) {
     report.states_per_element =
         std::max<int64_t>(report.states_per_element, static_cast<int64_t>(optimizer_->state(i).tensors.size()));
@@ -448,14 +412,14 @@ ZeroMemoryReport ZeroOptimizer::memory_report() const {
   };
   for (const ShardedUnit& unit : units_) {
     report.held.parameters += resident_bytes(unit.full);
-    if (options_.stage == 3) report.held.parameters += resident_bytes(unit.compute_shard);
+    if (strategy_.shards_parameters()) report.held.parameters += resident_bytes(unit.compute_shard);
     report.held.gradients += resident_bytes(unit.full_gradient.defined() ? unit.full_gradient : unit.gradient_shard);
     if (unit.has_own_master()) report.held.optimizer_state += resident_bytes(unit.master_shard);
     report.held_communication += resident_bytes(unit.bucket);
-    report.padding.parameters += unit.padding_bytes(MemoryTag::Parameters, options_.stage);
-    report.padding.gradients += unit.padding_bytes(MemoryTag::Gradients, options_.stage);
-    report.padding.optimizer_state += unit.padding_bytes(MemoryTag::OptimizerState, options_.stage);
-    report.padding_communication += unit.padding_bytes(MemoryTag::Communication, options_.stage);
+    report.padding.parameters += unit.padding_bytes(MemoryTag::Parameters, strategy_);
+    report.padding.gradients += unit.padding_bytes(MemoryTag::Gradients, strategy_);
+    report.padding.optimizer_state += unit.padding_bytes(MemoryTag::OptimizerState, strategy_);
+    report.padding_communication += unit.padding_bytes(MemoryTag::Communication, strategy_);
   }
   for (size_t i = 0; i < pieces_.size(); ++i) {
     for (const auto& [name, tensor] : optimizer_->state(i).tensors) report.held.optimizer_state += resident_bytes(tensor);

@@ -19,10 +19,14 @@
 // at stage 3. Rank r owns shard r of every unit: its optimizer (built by the factory over 1-D
 // pieces of the master shard, one piece per parameter it crosses, so SGD, Adam and AdamW work
 // unchanged and parameter groups keep their hyper-parameters) updates only that shard.
-//   stage 0  gradients all-reduced at step(), every rank updates everything (the DP baseline)
-//   stage 1  gradients reduce-scattered at step(); the updated shards are all-gathered (async,
-//            bucket by bucket; the next forward waits)
-//   stage 2  gradients reduce-scattered bucket by bucket during backward, into a gradient shard
+// What each stage shards is a ShardingStrategy (dist/zero/sharding_strategy.h), chosen once;
+// gradients are reduced bucket by bucket during backward at every stage, by the engine DDP uses
+// too (dist/zero/gradient_sharder.h on dist/gradient_synchronizer.h):
+//   stage 0  gradients all-reduced in place, every rank updates everything (the DP baseline)
+//   stage 1  gradients reduce-scattered in place into this rank's slot of the gradient buffer;
+//            the updated shards are all-gathered (async, bucket by bucket; the next forward waits)
+//   stage 2  gradients reduce-scattered from transient buckets into a gradient shard (bucket
+//            bytes in flight capped by reduce_in_flight_cap_mb)
 //   stage 3  parameters too: gathered module by module just before forward and backward (with
 //            prefetch), freed after use (dist/zero/parameter_gatherer.h)
 // Gradients are averaged as DDP does (summed across ranks, divided by N once), so ZeRO matches
@@ -43,6 +47,7 @@
 #include "dist/zero/parameter_gatherer.h"
 #include "dist/zero/sharded_loss_scaler.h"
 #include "dist/zero/sharded_unit.h"
+#include "dist/zero/sharding_strategy.h"
 #include "dist/zero/zero_options.h"
 #include "layers/module.h"
 #include "layers/state_dict.h"
@@ -64,8 +69,8 @@ class ZeroOptimizer {
 
   // Forward through the model (waits for the last step's all-gathers; stage 3 gathers modules).
   Tensor operator()(const Tensor& input);
-  // Backward from loss (scaled first in float16); at stages 2-3 the gradients are reduce-scattered
-  // during it and are in the shards when it returns.
+  // Backward from loss (scaled first in float16); the gradients are reduced during it and are
+  // averaged (in the shards) when it returns.
   void backward(const Tensor& loss);
   // Scales the gradients so that their global 2-norm (over every rank's shard) is at most
   // max_norm; returns the norm from before. Optional, between backward and step.
@@ -86,12 +91,15 @@ class ZeroOptimizer {
 
   Module& module() const { return *model_; }
   ProcessGroup& process_group() const { return *group_; }
-  int stage() const { return options_.stage; }
+  int stage() const { return strategy_.stage(); }
+  const ShardingStrategy& sharding_strategy() const { return strategy_; }
   DType compute_dtype() const { return compute_dtype_; }
   DType master_dtype() const { return master_dtype_; }
   const std::vector<ShardedUnit>& units() const { return units_; }
   // Stage 3: the order in which the first iteration needed the units (for tests).
   const ParameterGatherer* parameter_gatherer() const { return gatherer_.get(); }
+  // The gradient path (its engine reports the bucket bytes in flight; for tests and tuning).
+  const GradientSharder& gradient_sharder() const { return *sharder_; }
 
   // Stages 1-2: step() leaves the updated parameters being all-gathered into the model's tensors
   // in the background (the next forward waits for them). Call this before reading the model's
@@ -136,6 +144,7 @@ class ZeroOptimizer {
 
   std::shared_ptr<Module> model_;
   ZeroOptions options_;
+  ShardingStrategy strategy_;  // from options_.stage, chosen once
   std::shared_ptr<ProcessGroup> group_;
   DType compute_dtype_ = kFloat32;
   DType master_dtype_ = kFloat32;

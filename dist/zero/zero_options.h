@@ -44,6 +44,11 @@ struct ZeroOptions {
   // Stages 0-2: parameters are cut into buckets of about this many MiB (of the compute dtype),
   // each sharded, reduced and gathered as one flat buffer. 0: a bucket per parameter.
   double bucket_cap_mb = 25;
+  // At most this many MiB of gradient buckets being reduced at once (as DeepSpeed's
+  // reduce_bucket_size): at stages 2-3 a bucket's buffer is allocated only once the buckets in
+  // flight leave room (the oldest are waited for), so the communication peak is this cap (or the
+  // largest bucket, if larger) instead of every bucket at once. 0: no cap.
+  double reduce_in_flight_cap_mb = 50;
   // Stage 3: parameters gathered ahead of the module that needs them next (MiB).
   double prefetch_mb = 50;
   // Stage 3: parameters with fewer elements than this stay whole on every rank (gathered after

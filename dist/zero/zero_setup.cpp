@@ -16,8 +16,8 @@
 namespace dtrain::dist {
 
 void ZeroOptimizer::build_units(const std::vector<NamedTensor>& trainable) {
-  const int shard_count = options_.stage == 0 ? 1 : group_->size();
-  const int shard = options_.stage == 0 ? 0 : group_->rank();
+  const int shard_count = strategy_.shard_count(group_->size());
+  const int shard = strategy_.shards_optimizer_state() ? group_->rank() : 0;
   auto add_unit = [&](std::string name, std::vector<size_t> members, bool persistent) {
     ShardedUnit unit;
     unit.name = std::move(name);
@@ -32,7 +32,7 @@ void ZeroOptimizer::build_units(const std::vector<NamedTensor>& trainable) {
     units_.push_back(std::move(unit));
   };
 
-  if (options_.stage <= 2) {
+  if (!strategy_.shards_parameters()) {
     std::vector<BucketableTensor> sizes;
     for (const Tensor& parameter : parameters_) {
       sizes.push_back({static_cast<size_t>(parameter.numel()) * dtype_size(compute_dtype_), compute_dtype_,
@@ -101,7 +101,6 @@ void ZeroOptimizer::build_units(const std::vector<NamedTensor>& trainable) {
 
 void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
   NoGradGuard no_grad;
-  const int stage = options_.stage;
   for (ShardedUnit& unit : units_) {
     const Device device = parameters_[unit.parameters.front()].device();
     const int64_t shard_size = unit.shard_size();
@@ -115,7 +114,7 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
       slot.copy_(value);
     }
     Tensor own_slot = unit.full.narrow(0, unit.own_begin(), shard_size);
-    if (stage == 3) {
+    if (strategy_.shards_parameters()) {
       MemoryTagScope tag(MemoryTag::Parameters);
       unit.compute_shard = own_slot.clone();
     } else {
@@ -139,7 +138,7 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
       const Tensor& parameter = parameters_[unit.parameters[member]];
       point_parameter_at(parameter, unit.member_view(unit.full, member, parameter.shape()));
     }
-    if (stage <= 1) {
+    if (!strategy_.shards_gradients()) {
       MemoryTagScope tag(MemoryTag::Gradients);
       unit.full_gradient = zeros({unit.padded_total()}, {.dtype = compute_dtype_, .device = device});
       unit.gradient_shard = unit.full_gradient.narrow(0, unit.own_begin(), shard_size);
@@ -151,7 +150,7 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
       MemoryTagScope tag(MemoryTag::Gradients);
       unit.gradient_shard = zeros({shard_size}, {.dtype = compute_dtype_, .device = device});
     }
-    if (stage == 3 && !unit.persistent) unit.full.storage()->release();
+    if (strategy_.shards_parameters() && !unit.persistent) unit.full.storage()->release();
   }
 }
 

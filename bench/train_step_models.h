@@ -46,7 +46,9 @@ class BenchGpt : public Module {
     // A module of its own, so that ZeRO stage 3 gathers the tied weight around it.
     output_ = register_module("output", Linear::tied(token_embedding_->weight()));
     NoGradGuard no_grad;  // GPT-2's N(0, 0.02^2) embeddings keep the first logits small
-    for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
+    for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) {
+      reinitialize_normal(weight, 0.0, 0.02);
+    }
   }
 
  protected:

@@ -14,8 +14,8 @@
 #include "dist/cuda_communication.h"
 #include "dist/init.h"
 #include "dist/model_consistency.h"
-#include "dist/zero/sharded_construction.h"
 #include "dist/wait_all.h"
+#include "dist/zero/sharded_construction.h"
 
 namespace dtrain::dist {
 namespace {

@@ -14,6 +14,7 @@
 //
 // Without ZeRO, materialize(*built.model) gives the whole model, equal bit for bit to a build
 // without DeferredInit from the same seed.
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -5,15 +5,19 @@
 //
 //   mpirun -np N bench_zero [--stage 0|1|2|3 | --ddp] [--compute fp32|bf16] [--threads 1]
 //                           [--steps 5] [--warmup 2] [--batch 4] [--context 64] [--d-model 512]
-//                           [--layers 8] [--heads 8] [--memory-limit-mb MB]
+//                           [--layers 8] [--heads 8] [--memory-limit-mb MB] [--cap-setup]
+//                           [--sharded-construction]
 //
 // The model is bench::BenchGpt (bench/train_step_models.h).
 //
 // --memory-limit-mb caps the bytes tensors may hold on each rank (core/allocator.h,
-// set_memory_limit) from the moment the model and its wrapper are built: every rank builds the
-// whole model first (there is no deferred initialisation), and that setup peak is printed apart
-// (setup_peak_bytes) rather than hidden. A rank whose allocation does not fit prints
-// `fits=0 ... error="..."` and exits with status 3, which makes mpirun end the job.
+// set_memory_limit) from the moment the model and its wrapper are built; with --cap-setup from
+// before, so that building counts too. The setup peak is printed apart (setup_peak_bytes). By
+// default every rank builds the whole model first; --sharded-construction (ZeRO only) builds it
+// under a DeferredInit and lets ZeroOptimizer draw each unit into its shard
+// (dist/zero/sharded_construction.h), and prints the bound its setup peak must stay within
+// (setup_bound_bytes). A rank whose allocation does not fit prints `fits=0 ... error="..."` and
+// exits with status 3, which makes mpirun end the job.
 //
 // Rank 0 prints one line of key=value pairs: the step's median and fastest milliseconds (a step's
 // time is its slowest rank's) and its phases on rank 0 (forward with the loss — at stages 1-2 it
@@ -69,13 +73,15 @@ struct Arguments {
   int64_t layers = 8;
   int64_t heads = 8;
   double memory_limit_mb = 0;  // 0: none
+  bool cap_setup = false;      // the cap holds while building too
+  bool sharded_construction = false;
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr,
                "bench_zero: %s\nusage: bench_zero [--stage 0|1|2|3 | --ddp] [--compute fp32|bf16] [--threads N] "
                "[--steps N] [--warmup N] [--batch N] [--context N] [--d-model N] [--layers N] [--heads N] "
-               "[--memory-limit-mb MB]\n",
+               "[--memory-limit-mb MB] [--cap-setup] [--sharded-construction]\n",
                problem);
   std::exit(2);
 }
@@ -86,6 +92,10 @@ Arguments parse(int argc, char** argv) {
     const std::string flag = argv[i];
     if (flag == "--ddp") {
       arguments.stage = -1;
+      continue;
+    }
+    if (flag == "--cap-setup" || flag == "--sharded-construction") {
+      (flag == "--cap-setup" ? arguments.cap_setup : arguments.sharded_construction) = true;
       continue;
     }
     if (i + 1 >= argc) usage((flag + " needs a value").c_str());
@@ -107,6 +117,9 @@ Arguments parse(int argc, char** argv) {
   }
   if (arguments.stage < -1 || arguments.stage > 3) usage("--stage takes 0, 1, 2 or 3");
   if (arguments.stage == -1 && arguments.bf16) usage("--compute bf16 is for ZeroOptimizer (--stage)");
+  if (arguments.stage == -1 && arguments.sharded_construction) {
+    usage("--sharded-construction is for ZeroOptimizer (--stage): DDP needs the whole model on every rank");
+  }
   if (arguments.threads < 1 || arguments.steps < 1 || arguments.warmup < 0 || arguments.batch < 1 ||
       arguments.context < 1 || arguments.layers < 0 || arguments.heads < 1 ||
       arguments.d_model % arguments.heads != 0 || arguments.memory_limit_mb < 0) {
@@ -170,24 +183,57 @@ int main(int argc, char** argv) {
   const int ranks = dist::world_size();
   set_num_threads(arguments.threads);
 
-  // Setup: the whole model on every rank, then the wrapper (DDP, or ZeRO's shards and buffers).
+  // Setup: the whole model on every rank, then the wrapper (DDP, or ZeRO's shards and buffers);
+  // or, with --sharded-construction, a deferred model that ZeroOptimizer draws unit by unit.
+  const int64_t limit = static_cast<int64_t>(arguments.memory_limit_mb * 1024.0 * 1024.0);
   reset_peak_memory_stats();
   manual_seed(0);
   const bench::GptShape shape{.vocabulary = 256, .context = arguments.context, .d_model = arguments.d_model,
                               .layers = arguments.layers, .heads = arguments.heads, .mlp_ratio = 4};
-  std::shared_ptr<Module> model = std::make_shared<bench::BenchGpt>(shape);
-  const int64_t parameter_count = model->parameter_count();
+  std::shared_ptr<Module> model;
+  int64_t parameter_count = -1;
   std::unique_ptr<dist::DistributedDataParallel> ddp;
   std::unique_ptr<optim::AdamW> optimizer;
   std::unique_ptr<dist::ZeroOptimizer> zero;
   const optim::AdamWOptions adamw{.lr = 3e-4, .weight_decay = 0.1};
-  if (arguments.stage < 0) {
-    ddp = std::make_unique<dist::DistributedDataParallel>(model);
-    optimizer = std::make_unique<optim::AdamW>(model->parameters(), adamw);
-  } else {
-    dist::ZeroOptions options{.stage = arguments.stage};
-    if (arguments.bf16) options.compute_dtype = kBFloat16;
-    zero = std::make_unique<dist::ZeroOptimizer>(model, dist::zero_optimizer<optim::AdamW>(adamw), options);
+  // Out of the cap: say so and end the job (the other ranks may be waiting in a collective).
+  auto report_out_of_cap = [&](const Error& error, double setup_peak) {
+    std::string message = error.what();
+    std::replace(message.begin(), message.end(), '"', '\'');
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::printf("library=dtrain mode=%s stage=%d ranks=%d compute=%s params=%lld layers=%lld memory_limit_bytes=%lld "
+                "cap_setup=%d sharded_construction=%d setup_peak_bytes=%.0f fits=0 rank=%d error=\"%s\"\n",
+                arguments.stage < 0 ? "ddp" : "zero", arguments.stage, ranks, arguments.bf16 ? "bf16" : "fp32",
+                static_cast<long long>(parameter_count), static_cast<long long>(arguments.layers),
+                static_cast<long long>(limit), arguments.cap_setup ? 1 : 0, arguments.sharded_construction ? 1 : 0,
+                setup_peak, rank, message.c_str());
+    std::fflush(stdout);
+    std::_Exit(3);
+  };
+  if (limit > 0 && arguments.cap_setup) set_memory_limit(Device::cpu(), limit);
+  double setup_bound = 0;
+  try {
+    std::shared_ptr<const DeferredParameters> deferred;
+    if (arguments.sharded_construction) {
+      DeferredModel<bench::BenchGpt> built = build_deferred<bench::BenchGpt>(shape);
+      model = built.model;
+      deferred = built.parameters;
+    } else {
+      model = std::make_shared<bench::BenchGpt>(shape);
+    }
+    parameter_count = model->parameter_count();
+    if (arguments.stage < 0) {
+      ddp = std::make_unique<dist::DistributedDataParallel>(model);
+      optimizer = std::make_unique<optim::AdamW>(model->parameters(), adamw);
+    } else {
+      dist::ZeroOptions options{.stage = arguments.stage};
+      if (arguments.bf16) options.compute_dtype = kBFloat16;
+      zero = std::make_unique<dist::ZeroOptimizer>(model, deferred, dist::zero_optimizer<optim::AdamW>(adamw), options);
+      if (deferred) setup_bound = static_cast<double>(dist::sharded_setup_bound(*zero).total());
+    }
+  } catch (const Error& error) {
+    if (limit <= 0 || !arguments.cap_setup) throw;
+    report_out_of_cap(error, static_cast<double>(memory_stats().total.peak));
   }
   const double setup_peak = static_cast<double>(memory_stats().total.peak);
 
@@ -197,7 +243,6 @@ int main(int argc, char** argv) {
   Tensor targets = uniform({arguments.batch, shape.context}, 0, vocabulary, {}, &data).to(kInt64);
 
   reset_peak_memory_stats();
-  const int64_t limit = static_cast<int64_t>(arguments.memory_limit_mb * 1024.0 * 1024.0);
   if (limit > 0) set_memory_limit(Device::cpu(), limit);
 
   std::vector<double> step_ms, forward_ms, backward_ms, optimizer_ms, cpu_ms;
@@ -238,17 +283,7 @@ int main(int argc, char** argv) {
     if (zero) zero->wait_for_parameters();  // the last step's all-gathers belong to it
   } catch (const Error& error) {
     if (limit <= 0) throw;
-    // Out of the cap: say so and end the job (the other ranks may be waiting in a collective).
-    std::string message = error.what();
-    std::replace(message.begin(), message.end(), '"', '\'');
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    std::printf("library=dtrain mode=%s stage=%d ranks=%d compute=%s params=%lld layers=%lld memory_limit_bytes=%lld "
-                "setup_peak_bytes=%.0f fits=0 rank=%d error=\"%s\"\n",
-                zero ? "zero" : "ddp", arguments.stage, ranks, arguments.bf16 ? "bf16" : "fp32",
-                static_cast<long long>(parameter_count), static_cast<long long>(arguments.layers),
-                static_cast<long long>(limit), setup_peak, rank, message.c_str());
-    std::fflush(stdout);
-    std::_Exit(3);
+    report_out_of_cap(error, setup_peak);
   }
   set_memory_limit(Device::cpu(), kNoMemoryLimit);
 
@@ -261,7 +296,7 @@ int main(int argc, char** argv) {
        static_cast<double>(training[MemoryTag::Activations].peak),
        static_cast<double>(training[MemoryTag::Communication].peak),
        static_cast<double>(training[MemoryTag::Other].peak),
-       setup_peak, -state.formula_ok, max_rss_megabytes()},
+       setup_peak, -state.formula_ok, max_rss_megabytes(), setup_bound},
       dist::ReduceOp::Max);
   // The model state of the rank that holds the most, with its own formula and padding.
   std::vector<double> states(3 * static_cast<size_t>(ranks), 0.0);
@@ -285,14 +320,16 @@ int main(int argc, char** argv) {
         "peak_bytes=%.0f parameters_peak_bytes=%.0f gradients_peak_bytes=%.0f optimizer_state_peak_bytes=%.0f "
         "activations_peak_bytes=%.0f communication_peak_bytes=%.0f other_peak_bytes=%.0f setup_peak_bytes=%.0f "
         "model_state_bytes=%.0f formula_bytes=%.0f padding_bytes=%.0f formula_ok=%d max_rss_mb=%.1f "
-        "memory_limit_bytes=%lld fits=1 first_loss=%.4f last_loss=%.4f\n",
+        "setup_bound_bytes=%.0f memory_limit_bytes=%lld cap_setup=%d sharded_construction=%d fits=1 "
+        "first_loss=%.4f last_loss=%.4f\n",
         zero ? "zero" : "ddp", arguments.stage, ranks, arguments.bf16 ? "bf16" : "fp32", arguments.threads,
         static_cast<long long>(parameter_count), static_cast<long long>(arguments.layers), arguments.steps,
         median(slowest_ms), *std::min_element(slowest_ms.begin(), slowest_ms.end()), median(forward_ms),
         median(backward_ms), median(optimizer_ms), median(cpu_ms), cpu_all_ranks / median(slowest_ms) / usable_cores,
         maxima[0], maxima[1], maxima[2], maxima[3], maxima[4], maxima[5], maxima[6], maxima[7],
         states[3 * largest], states[3 * largest + 1], states[3 * largest + 2], static_cast<int>(-maxima[8]), maxima[9],
-        static_cast<long long>(limit), first_loss,
+        maxima[10], static_cast<long long>(limit), arguments.cap_setup ? 1 : 0, arguments.sharded_construction ? 1 : 0,
+        first_loss,
         last_loss);
     std::fflush(stdout);
   }

@@ -18,7 +18,11 @@
 # each, the largest layer count whose training (2 steps) stays under CAP_MB per rank
 # (bench_zero --memory-limit-mb: counted tensor bytes, from after the model and its wrapper are
 # built), by bisection between 0 and the first layer count whose model state alone, by the
-# paper's formula, exceeds the cap.
+# paper's formula, exceeds the cap. FIT_SETUP=1: the cap holds from before the model is built
+# (bench_zero --cap-setup), so the setup peak counts, and ZeRO builds the model by sharded
+# construction (--sharded-construction; DDP cannot: it needs the whole model). The capacity
+# target of bench/README.md:
+#   ROUNDS=0 BF16=0 FIT_SETUP=1 CAP_MB=2048 FIT_MODES="ddp 3" bench/zero.sh
 #
 # Needs bench_zero built in build-dir (an MPI build), mpirun, and Debian's python3-torch (without
 # it the PyTorch rows are left out, with a note).
@@ -37,6 +41,7 @@ cap_mb=${CAP_MB:-512}
 fit_ranks=${FIT_RANKS:-4}
 fit_model=${FIT_MODEL:---d-model 512 --heads 8 --context 64 --batch 1}
 fit_modes=${FIT_MODES:-ddp 1 2 3}
+fit_setup=${FIT_SETUP:-0}
 dtrain_bench=$build/bench/bench_zero
 torch_bench=$repo/bench/zero_torch.py
 if [[ ! -x $dtrain_bench ]]; then
@@ -122,6 +127,10 @@ if ((fit)); then
   try_layers() {  # mode layers -> 0 when it fits; appends its line to the results
     local mode=$1 layers=$2 line status=0 selector
     if [[ $mode == ddp ]]; then selector=(--ddp); else selector=(--stage "$mode"); fi
+    if ((fit_setup)); then
+      selector+=(--cap-setup)
+      [[ $mode == ddp ]] || selector+=(--sharded-construction)
+    fi
     # shellcheck disable=SC2086
     line=$(timeout 600 "${mpi[@]}" -np "$fit_ranks" "$dtrain_bench" "${selector[@]}" --layers "$layers" --warmup 0 \
              --steps 2 --memory-limit-mb "$cap_mb" $fit_model 2>/dev/null | grep '^library=' | head -1) || status=$?
@@ -139,7 +148,7 @@ if ((fit)); then
       middle=$(((low + high) / 2))
       if try_layers "$mode" "$middle"; then low=$middle; else high=$middle; fi
     done
-    echo "fitresult mode=$mode layers=$low params=$(parameters "$low") ranks=$fit_ranks cap_mb=$cap_mb" |
+    echo "fitresult mode=$mode layers=$low params=$(parameters "$low") ranks=$fit_ranks cap_mb=$cap_mb cap_setup=$fit_setup" |
       tee -a "$results" >&2
   done
   echo "load after the fit search: $(load)" >&2
@@ -244,8 +253,10 @@ awk -v rank_counts="$rank_counts" '
              bf16v[n, s, "median_ms"]
     }
     if (fitcount > 0) {
-      printf "\nLargest model under a cap of %s MiB per rank at %s ranks (cap from after construction)\n\n", fitv[1, "cap_mb"], fitv[1, "ranks"]
-      printf "| configuration | layers | Ψ | / DDP | peak during training | setup peak (uncapped) | first layer count that did not fit: what failed |\n"
+      printf "\nLargest model under a cap of %s MiB per rank at %s ranks (%s)\n\n", fitv[1, "cap_mb"], fitv[1, "ranks"],
+             fitv[1, "cap_setup"] == 1 ? "cap from before construction; ZeRO by sharded construction" : "cap from after construction"
+      printf "| configuration | layers | Ψ | / DDP | peak during training | setup peak%s | first layer count that did not fit: what failed |\n",
+             fitv[1, "cap_setup"] == 1 ? " (bound)" : " (uncapped)"
       printf "|---|---:|---:|---:|---:|---:|---|\n"
       for (i = 1; i <= fitcount; ++i) {
         m = fitv[i, "mode"]; layers = fitv[i, "layers"]
@@ -255,7 +266,8 @@ awk -v rank_counts="$rank_counts" '
         if ((k2 in fitrun) && fitrunv[k2, "fits"] == 1) failure = "(fits: search bound)"
         printf "| %s | %d | %d | %.2f | %s | %s | %d layers: %s |\n", name("dtrain", m == "ddp" ? "-1" : m), layers,
                fitv[i, "params"], fitv[i, "params"] / base, (k in fitrun) ? mib(fitrunv[k, "peak_bytes"]) : "-",
-               (k in fitrun) ? mib(fitrunv[k, "setup_peak_bytes"]) : "-", layers + 1, failure
+               (k in fitrun) ? mib(fitrunv[k, "setup_peak_bytes"]) ((fitrunv[k, "setup_bound_bytes"] > 0) ? " (" mib(fitrunv[k, "setup_bound_bytes"]) ")" : "") : "-",
+               layers + 1, failure
       }
     }
   }' "$results"

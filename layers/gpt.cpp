@@ -4,6 +4,7 @@
 #include "core/grad_mode.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/factory.h"
+#include "layers/init.h"
 #include "layers/transformer.h"
 
 namespace dtrain {
@@ -30,7 +31,9 @@ GPT::GPT(const GPTConfig& config) : Module("GPT"), config_(config) {
   // GPT-2 draws embeddings from N(0, 0.02^2). PyTorch's Embedding default, N(0, 1), would make
   // the first logits (through the tied output layer) so large that training starts far off.
   NoGradGuard no_grad;
-  for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) normal_(weight, 0.0, 0.02);
+  for (Tensor weight : {token_embedding_->weight(), position_embedding_->weight()}) {
+    reinitialize_normal(weight, 0.0, 0.02);
+  }
 }
 
 Tensor GPT::forward(const Tensor& tokens) {

@@ -4,6 +4,7 @@
 #include "layers/attention.h"
 #include "layers/causal_softmax.h"
 #include "layers/container.h"
+#include "layers/deferred_init.h"
 #include "layers/conv.h"
 #include "layers/dropout.h"
 #include "layers/embedding.h"

@@ -15,6 +15,7 @@
 #include "dist/init.h"
 #include "dist/model_consistency.h"
 #include "dist/wait_all.h"
+#include "dist/zero/sharded_construction.h"
 
 namespace dtrain::dist {
 namespace {
@@ -67,7 +68,12 @@ double sum_of_squares(const Tensor& tensor) {
 }  // namespace
 
 ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory factory, ZeroOptions options)
-    : model_(std::move(model)), options_(std::move(options)), scaler_(options_.loss_scaling, false) {
+    : ZeroOptimizer(std::move(model), nullptr, std::move(factory), std::move(options)) {}
+
+ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, std::shared_ptr<const DeferredParameters> deferred,
+                             OptimizerFactory factory, ZeroOptions options)
+    : model_(std::move(model)), deferred_(std::move(deferred)), options_(std::move(options)),
+      scaler_(options_.loss_scaling, false) {
   if (!model_) fail(kWho, ": expected a model, got null");
   if (!factory) fail(kWho, ": expected an optimizer factory, got an empty function");
   strategy_ = ShardingStrategy::for_stage(options_.stage);  // raises for another stage
@@ -97,9 +103,14 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
                         options_.compute_dtype ? dtype_name(*options_.compute_dtype) : std::string("the model's"));
   settings.emplace_back("offload_optimizer", setting_text(options_.offload_optimizer));
   settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
+  if (deferred_) append_deferred_settings(*deferred_, *model_, settings);
   check_same_settings_on_all_ranks(*group_, settings, kWho);
+  prepare_initial_values(deferred_.get(), all_parameters, kWho);
   std::vector<Tensor> to_broadcast;
-  for (const auto& [name, tensor] : checked) to_broadcast.push_back(tensor);
+  for (const auto& [name, tensor] : checked) {
+    // A deferred parameter is drawn by every rank alike (its draw was checked above).
+    if (!deferred_ || !deferred_->contains(tensor)) to_broadcast.push_back(tensor);
+  }
   broadcast_from_rank0(*group_, to_broadcast);
 
   std::vector<NamedTensor> trainable;
@@ -146,6 +157,7 @@ ZeroOptimizer::ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory fac
   build_buffers(original_values);
   original_values.clear();  // the model's original storages are freed here
   build_pieces_and_optimizer(factory);
+  deferred_.reset();
 
   std::function<void(size_t)> on_complete;
   std::function<void(size_t)> before_collective;

@@ -49,6 +49,7 @@
 #include "dist/zero/sharded_unit.h"
 #include "dist/zero/sharding_strategy.h"
 #include "dist/zero/zero_options.h"
+#include "layers/deferred_init.h"
 #include "layers/module.h"
 #include "layers/state_dict.h"
 #include "optim/optimizer.h"
@@ -62,6 +63,13 @@ class ZeroOptimizer {
   // tensors become views of ZeRO's flat buffers (at stage 3, released between uses: read them
   // through full_parameters()).
   ZeroOptimizer(std::shared_ptr<Module> model, OptimizerFactory factory, ZeroOptions options = {});
+  // Sharded construction (dist/zero/sharded_construction.h): the same over a model built under a
+  // DeferredInit (layers/deferred_init.h), whose parameters hold no bytes yet. Each unit's values
+  // are drawn straight into its flat buffer, and at stage 3 freed to this rank's shard before the
+  // next unit's, so no rank ever holds the whole model. Every rank draws them itself (the ranks
+  // are checked to have recorded the same draws) instead of receiving rank 0's.
+  ZeroOptimizer(std::shared_ptr<Module> model, std::shared_ptr<const DeferredParameters> deferred,
+                OptimizerFactory factory, ZeroOptions options = {});
   ~ZeroOptimizer();
   // Hooks point at this object: it stays where it was built.
   ZeroOptimizer(const ZeroOptimizer&) = delete;
@@ -143,6 +151,7 @@ class ZeroOptimizer {
   void refresh_compute_parameters();
 
   std::shared_ptr<Module> model_;
+  std::shared_ptr<const DeferredParameters> deferred_;  // during construction only
   ZeroOptions options_;
   ShardingStrategy strategy_;  // from options_.stage, chosen once
   std::shared_ptr<ProcessGroup> group_;

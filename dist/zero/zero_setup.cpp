@@ -111,7 +111,9 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
     for (size_t member = 0; member < unit.parameters.size(); ++member) {
       const Tensor& value = original_values[unit.parameters[member]];
       Tensor slot = unit.member_view(unit.full, member, value.shape());
-      slot.copy_(value);
+      const Tensor& parameter = parameters_[unit.parameters[member]];
+      if (deferred_ && deferred_->contains(parameter)) deferred_->write(parameter, 0, slot);  // sharded construction
+      else slot.copy_(value);
     }
     Tensor own_slot = unit.full.narrow(0, unit.own_begin(), shard_size);
     if (strategy_.shards_parameters()) {
@@ -128,8 +130,10 @@ void ZeroOptimizer::build_buffers(const std::vector<Tensor>& original_values) {
       unit.master_shard = zeros({shard_size}, {.dtype = master_dtype_, .device = master_device});
       for (const ShardPiece& piece : unit.layout.pieces(unit.shard)) {
         const Tensor& value = original_values[unit.parameters[piece.tensor]];
-        unit.master_shard.narrow(0, piece.flat_begin - unit.own_begin(), piece.length)
-            .copy_(value.reshape({value.numel()}).narrow(0, piece.tensor_begin, piece.length));
+        Tensor master = unit.master_shard.narrow(0, piece.flat_begin - unit.own_begin(), piece.length);
+        const Tensor& parameter = parameters_[unit.parameters[piece.tensor]];
+        if (deferred_ && deferred_->contains(parameter)) deferred_->write(parameter, piece.tensor_begin, master);
+        else master.copy_(value.reshape({value.numel()}).narrow(0, piece.tensor_begin, piece.length));
       }
     } else {
       unit.master_shard = unit.compute_shard;

@@ -6,7 +6,7 @@
 
 #include "dist/model_consistency.h"
 #include "examples/common/flags.h"
-#include "examples/common/optimizer_choice.h"
+#include "train/optimizer_choice.h"
 
 namespace dtrain::examples {
 
@@ -17,12 +17,13 @@ struct RunFlags {
   int64_t checkpoint_every = 0;  // steps between saves; 0: only at the end
   int64_t keep_checkpoints = 0;  // > 0: a directory per save under --checkpoint, the newest K kept
   std::string resume;            // a checkpoint to continue from
+  std::string init_from;         // a weights-only safetensors file to start from (train/load_weights.h)
   int64_t stop_after = 0;        // end the run after this step, keeping the full run's schedule
   std::string metrics;           // a JSONL file to append metrics to
   int64_t log_every = 50;        // steps per metrics line (and per progress line in a log)
 
   void add_to(FlagParser& flags);
-  // Raises a usage error for values out of range; applies --threads.
+  // Raises a usage error for values out of range (and for --init-from with --resume); applies --threads.
   void check_and_apply() const;
   // The step this run ends at: total_steps, or --stop-after when that comes first.
   int64_t last_step(int64_t total_steps) const;
@@ -33,7 +34,9 @@ struct RunFlags {
   dist::RunSettings settings() const;
 };
 
-void add_optimizer_flags(FlagParser& flags, OptimizerChoice& choice);
-void check_optimizer_flags(const OptimizerChoice& choice);
+void add_optimizer_flags(FlagParser& flags, train::OptimizerChoice& choice);
+void check_optimizer_flags(const train::OptimizerChoice& choice);
+// The optimizer's name and hyperparameters, which every rank must share.
+dist::RunSettings optimizer_settings(const train::OptimizerChoice& choice);
 
 }  // namespace dtrain::examples

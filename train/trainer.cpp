@@ -276,6 +276,13 @@ TrainingState Trainer::resume(const std::string& path, DataLoader& loader) {
   return state;
 }
 
+StateDict Trainer::full_parameters() const {
+  if (zero_) return zero_->full_parameters();
+  StateDict parameters;
+  for (const auto& [name, parameter] : model_->named_parameters()) parameters.insert(name, parameter);
+  return parameters;
+}
+
 bool Trainer::forward_is_collective() const { return zero_ && zero_->stage() == 3; }
 
 std::string Trainer::description() const {

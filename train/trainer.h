@@ -34,6 +34,7 @@
 #include "dist/model_consistency.h"
 #include "dist/zero/zero_optimizer.h"
 #include "layers/module.h"
+#include "layers/state_dict.h"
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
 #include "train/training_state.h"
@@ -145,6 +146,11 @@ class Trainer {
   // directory path says otherwise.
   void save(const std::string& path, const TrainingState& state, bool as_directory = false);
   TrainingState load(const std::string& path);
+
+  // Every trainable parameter's value, whole, by name: the model's own, or with ZeRO the trained
+  // values (fp32 masters under mixed precision) gathered from the shards — collective then:
+  // every rank calls it and gets all of them.
+  StateDict full_parameters() const;
 
   // With ZeRO stage 3 every forward gathers parameters: evaluation must run on every rank.
   bool forward_is_collective() const;

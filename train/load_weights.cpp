@@ -1,5 +1,6 @@
 #include "train/load_weights.h"
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>

@@ -36,11 +36,10 @@
 #include "examples/common/parallel_flags.h"
 #include "examples/common/program_exit.h"
 #include "examples/common/run_flags.h"
-#include "train/metrics_log.h"
 #include "train/optimizer_choice.h"
 #include "train/trainer.h"
 #include "train/trainer_checkpoint_source.h"
-#include "train/trainer_progress_line.h"
+#include "train/trainer_step_log.h"
 
 using namespace dtrain;
 using namespace dtrain::examples;
@@ -308,12 +307,9 @@ void run(Config config) {
                                               .min_lr = config.optimizer.lr / 10,
                                               .warmup_steps = std::min(config.warmup, config.steps),
                                               .total_steps = config.steps});
-  options.checkpoint = config.run.checkpoint;
-  options.checkpoint_every = config.run.checkpoint_every;
-  options.keep_checkpoints = config.run.keep_checkpoints;
+  config.run.apply_to(options);  // --checkpoint, --checkpoint-every, --keep-checkpoints, --init-from
   options.checkpoint_metadata = gpt_shape_metadata(shape);
   options.checkpoint_metadata["example"] = "gpt";
-  options.init_from = config.run.init_from;
   options.settings = run_settings(config, shape);
   train::Trainer training(
       model, [&](std::vector<Tensor> parameters) { return train::make_optimizer(config.optimizer, std::move(parameters)); },
@@ -336,47 +332,35 @@ void run(Config config) {
   const double entropy = unigram_entropy(*corpus);
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
-  if (!config.run.resume.empty()) {
-    // An unreadable checkpoint is a usage error (exit code 2).
-    train::TrainingState state = read_input([&] { return training.resume(checkpoint, loader); });
-    std::printf("resumed from %s at step %lld%s\n", checkpoint.c_str(), static_cast<long long>(state.step),
-                state.verified ? "" : " (the file carries no checksums: its data could not be verified)");
-  } else if (!config.run.init_from.empty()) {
-    std::printf("initialised from %s (weights only)\n", config.run.init_from.c_str());
-  }
+  config.run.start(training, loader);  // --resume or --init-from
   const char* unit = shape.byte_level ? "byte" : "token";
   std::printf("corpus %s; unigram entropy %.4f nats/%s (%.3f bits)\n", corpus->description.c_str(), entropy, unit,
               entropy / std::log(2.0));
 
-  train::MetricsLog metrics = read_input([&] { return train::MetricsLog(reporting_rank ? config.run.metrics : ""); });
   const int64_t last_step = config.run.last_step(config.steps);
-  train::ProgressLine progress(last_step, "tokens/s", config.run.log_every);
+  // Progress and metrics: rank 0's.
+  train::StepLog log = read_input([&] {
+    return train::StepLog(last_step, "tokens", config.run.log_every, reporting_rank ? config.run.metrics : "");
+  });
   const int64_t tokens_per_step = global_batch * shape.context;
   const Device device = training.device();
 
   // What the trainer's loop reports after each step, and what the program adds: validation.
   auto after_step = [&](const train::StepReport& report) {
-    progress.update(report.step, report.loss, tokens_per_step);
-    if (report.step % config.run.log_every == 0 || report.step == last_step) {
-      metrics.write({{"step", report.step},
-                     {"loss", progress.mean_loss()},
-                     {"lr", report.lr},
-                     {"tokens_per_s", progress.throughput()}});
-      progress.reset_window();
-    }
+    log.record(report, tokens_per_step);
     if ((reporting_rank || training.forward_is_collective()) &&
         (report.step % config.eval_every == 0 || report.step == last_step)) {
       double loss_value = validation_loss(*model, training, validation_set, config.batch, config.eval_batches);
-      metrics.write({{"step", report.step}, {"val_loss", loss_value}});
+      log.metrics().write({{"step", report.step}, {"val_loss", loss_value}});
       char line[160];
       std::snprintf(line, sizeof line, "step %lld: validation loss %.4f nats/%s (unigram entropy %.4f)",
                     static_cast<long long>(report.step), loss_value, unit, entropy);
-      progress.print(line);
-      progress.exclude_pause();  // validation counts neither in the throughput nor in the ETA
+      log.progress().print(line);
+      log.progress().exclude_pause();  // validation counts neither in the throughput nor in the ETA
     }
   };
-  training.set_callbacks(after_step, [&](const std::string&, int64_t) { progress.exclude_pause(); });
-  progress.exclude_pause();  // setup is not training
+  training.set_callbacks(after_step, [&](const std::string&, int64_t) { log.progress().exclude_pause(); });
+  log.progress().exclude_pause();  // setup is not training
   training.fit(loader, last_step, [&](const Batch& batch) {
     return cross_entropy(training(batch.inputs), batch.targets.to(device));
   });

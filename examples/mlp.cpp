@@ -27,11 +27,9 @@
 #include "examples/common/parallel_flags.h"
 #include "examples/common/program_exit.h"
 #include "examples/common/run_flags.h"
-#include "train/metrics_log.h"
 #include "train/optimizer_choice.h"
 #include "train/trainer.h"
-#include "train/trainer_checkpoint_source.h"
-#include "train/trainer_progress_line.h"
+#include "train/trainer_step_log.h"
 
 using namespace dtrain;
 using namespace dtrain::examples;
@@ -171,11 +169,8 @@ void run_training(const Config& config) {
   // nothing but the step.
   options.schedule = optim::warmup_cosine_lr(
       {.max_lr = config.optimizer.lr, .min_lr = config.optimizer.lr / 10, .total_steps = total_steps});
-  options.checkpoint = config.run.checkpoint;
-  options.checkpoint_every = config.run.checkpoint_every;
-  options.keep_checkpoints = config.run.keep_checkpoints;
+  config.run.apply_to(options);  // --checkpoint, --checkpoint-every, --keep-checkpoints, --init-from
   options.checkpoint_metadata = {{"example", "mlp"}, {"hidden", config.hidden}};
-  options.init_from = config.run.init_from;
   options.settings = {{"data", config.data},     {"hidden", config.hidden},
                       {"dropout", setting_text(config.dropout)},
                       {"batch", std::to_string(config.batch)}, {"epochs", std::to_string(config.epochs)},
@@ -183,44 +178,30 @@ void run_training(const Config& config) {
   for (const auto& settings : {optimizer_settings(config.optimizer), config.run.settings()}) {
     options.settings.insert(options.settings.end(), settings.begin(), settings.end());
   }
-  train::MetricsLog metrics = read_input([&] { return train::MetricsLog(reporting_rank ? config.run.metrics : ""); });
-  train::ProgressLine progress(last_step, "samples/s", config.run.log_every);
+  // Progress and metrics: rank 0's.
+  train::StepLog log = read_input([&] {
+    return train::StepLog(last_step, "samples", config.run.log_every, reporting_rank ? config.run.metrics : "");
+  });
   int64_t samples = 0;  // this step's, over all ranks
   train::Trainer training(
       model, [&](std::vector<Tensor> parameters) { return train::make_optimizer(config.optimizer, std::move(parameters)); },
       options);
   // What the trainer's loop reports after each step, and what the program adds: evaluation.
   auto after_step = [&](const train::StepReport& report) {
-    progress.update(report.step, report.loss, samples);
+    log.record(report, samples);
     samples = 0;
-    if (report.step % config.run.log_every == 0 || report.step == last_step) {
-      metrics.write({{"step", report.step},
-                     {"loss", progress.mean_loss()},
-                     {"lr", report.lr},
-                     {"samples_per_s", progress.throughput()}});
-      progress.reset_window();
-    }
     bool epoch_done = !loader.epoch_has_next();
     if ((reporting_rank || training.forward_is_collective()) && (epoch_done || report.step == last_step)) {
       Evaluation test = evaluate(*model, training, test_set);
-      metrics.write({{"step", report.step}, {"val_loss", test.loss}, {"accuracy", test.accuracy}});
+      log.metrics().write({{"step", report.step}, {"val_loss", test.loss}, {"accuracy", test.accuracy}});
       std::string when = epoch_done ? format("epoch %lld", static_cast<long long>(loader.epoch() + 1))
                                     : format("step %lld", static_cast<long long>(report.step));
-      progress.print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
-      progress.exclude_pause();  // evaluation counts neither in the throughput nor in the ETA
+      log.progress().print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
+      log.progress().exclude_pause();  // evaluation counts neither in the throughput nor in the ETA
     }
   };
-  training.set_callbacks(after_step, [&](const std::string&, int64_t) { progress.exclude_pause(); });
-
-  if (!config.run.resume.empty()) {
-    // An unreadable checkpoint is a usage error (exit code 2).
-    const std::string from = train::resolve_checkpoint_path(config.run.resume);
-    train::TrainingState state = read_input([&] { return training.resume(from, loader); });
-    std::printf("resumed from %s at step %lld%s\n", from.c_str(), static_cast<long long>(state.step),
-                state.verified ? "" : " (the file carries no checksums: its data could not be verified)");
-  } else if (!config.run.init_from.empty()) {
-    std::printf("initialised from %s (weights only)\n", config.run.init_from.c_str());
-  }
+  training.set_callbacks(after_step, [&](const std::string&, int64_t) { log.progress().exclude_pause(); });
+  config.run.start(training, loader);  // --resume or --init-from
 
   std::string layers = config.hidden;
   std::replace(layers.begin(), layers.end(), ',', '-');
@@ -230,7 +211,7 @@ void run_training(const Config& config) {
               static_cast<long long>(total_steps), static_cast<long long>(loader.batches_per_epoch()), num_threads(),
               training.description().c_str());
 
-  progress.exclude_pause();  // setup is not training
+  log.progress().exclude_pause();  // setup is not training
   training.fit(loader, last_step, [&](const Batch& batch) {
     samples += batch.inputs.size(0) * dist::world_size();
     return cross_entropy(training(normalize(batch.inputs)), batch.targets.to(training.device()));

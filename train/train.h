@@ -11,4 +11,5 @@
 #include "train/trainer.h"
 #include "train/trainer_checkpoint_source.h"
 #include "train/trainer_progress_line.h"
+#include "train/trainer_step_log.h"
 #include "train/training_state.h"

@@ -1,11 +1,13 @@
 #include "examples/common/run_flags.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "core/parallel.h"
 #include "examples/common/program_exit.h"
+#include "train/trainer_checkpoint_source.h"
 
 namespace dtrain::examples {
 
@@ -61,6 +63,24 @@ dist::RunSettings optimizer_settings(const train::OptimizerChoice& choice) {
           {"lr", setting_text(choice.lr)},
           {"weight_decay", setting_text(choice.weight_decay)},
           {"momentum", setting_text(choice.momentum)}};
+}
+
+void RunFlags::apply_to(train::TrainerOptions& options) const {
+  options.checkpoint = checkpoint;
+  options.checkpoint_every = checkpoint_every;
+  options.keep_checkpoints = keep_checkpoints;
+  options.init_from = init_from;
+}
+
+void RunFlags::start(train::Trainer& trainer, DataLoader& loader) const {
+  if (!resume.empty()) {
+    const std::string from = train::resolve_checkpoint_path(resume);
+    train::TrainingState state = read_input([&] { return trainer.resume(from, loader); });
+    std::printf("resumed from %s at step %lld%s\n", from.c_str(), static_cast<long long>(state.step),
+                state.verified ? "" : " (the file carries no checksums: its data could not be verified)");
+  } else if (!init_from.empty()) {
+    std::printf("initialised from %s (weights only)\n", init_from.c_str());
+  }
 }
 
 bool RunFlags::checkpoint_due(int64_t step, int64_t last_step) const {

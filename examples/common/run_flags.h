@@ -6,7 +6,9 @@
 
 #include "dist/model_consistency.h"
 #include "examples/common/flags.h"
+#include "data/dataloader.h"
 #include "train/optimizer_choice.h"
+#include "train/trainer.h"
 
 namespace dtrain::examples {
 
@@ -29,6 +31,12 @@ struct RunFlags {
   int64_t last_step(int64_t total_steps) const;
   // Whether to save after `step`: with --checkpoint, every --checkpoint-every steps and at the end.
   bool checkpoint_due(int64_t step, int64_t last_step) const;
+  // Sets the trainer's checkpoint path, interval and rotation, and its weights-only start.
+  void apply_to(train::TrainerOptions& options) const;
+  // Before training: with --resume, continues the trainer and loader from the checkpoint (an
+  // unreadable one is a usage error) and prints "resumed from <path> at step N"; with
+  // --init-from, prints that the weights came from there.
+  void start(train::Trainer& trainer, DataLoader& loader) const;
   // What every rank must share: the seed and when and where the ranks save and resume together
   // (not threads, metrics or logging, which are each rank's own).
   dist::RunSettings settings() const;

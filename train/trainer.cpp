@@ -85,6 +85,10 @@ Trainer::Trainer(std::shared_ptr<Module> model, OptimizerFactory optimizer, Trai
   const DType own_dtype = model_dtype(*model_);
   compute_dtype_ = options_.precision.value_or(own_dtype);
   const bool mixed = compute_dtype_ != own_dtype;
+  if (mixed && !(own_dtype == kFloat32 && is_half(compute_dtype_))) {
+    fail("Trainer: precision ", dtype_name(compute_dtype_), " for a ", dtype_name(own_dtype), " model: expected the ",
+         "model's own dtype, or bfloat16 / float16 over a float32 model (mixed precision)");
+  }
 
   dist::RunSettings settings{{"data_parallel", data_parallel_name(options_.data_parallel)},
                              {"zero_stage", std::to_string(options_.zero_stage)},
@@ -94,7 +98,6 @@ Trainer::Trainer(std::shared_ptr<Module> model, OptimizerFactory optimizer, Trai
   settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
 
   if (options_.data_parallel == DataParallel::None) {
-    if (mixed) fail("Trainer: the model is ", dtype_name(own_dtype), "; without ZeRO it trains in its own dtype");
     optimizer_ = optimizer(model_->parameters());
     return;
   }

@@ -263,6 +263,9 @@ TEST_CASE("Trainer: options out of range raise dtrain::Error naming them", "[tra
                     Catch::Contains("grad_clip must be >= 0"));
   CHECK_THROWS_WITH(train::Trainer(model, sgd(0.1), {.data_parallel = DataParallel::None, .precision = kBFloat16}),
                     Catch::Contains("use DataParallel::Zero"));
+  // make_net is float64: mixed precision is bf16/fp16 over float32 (raised before DDP needs dist::init).
+  CHECK_THROWS_WITH(train::Trainer(model, sgd(0.1), {.data_parallel = DataParallel::DDP, .precision = kFloat32}),
+                    Catch::Contains("precision float32 for a float64 model"));
   CHECK_THROWS_WITH(train::Trainer(nullptr, sgd(0.1), {.data_parallel = DataParallel::None}),
                     Catch::Contains("expected a model"));
   CHECK_THROWS_WITH(train::Trainer(model, nullptr, {.data_parallel = DataParallel::None}),

@@ -2,12 +2,14 @@
 // every byte a token (vocabulary 256), by default the fortune cookies Debian's fortunes-min
 // package installs — or on llm.c token files from any tokenizer (GPT-2's: vocabulary 50304). It
 // reports the validation loss every --eval-every steps next to the corpus's unigram entropy — the
-// loss of a model that knows only token frequencies — and ends with a sample from the model.
+// loss of a model that knows only token frequencies — and ends with a sample from the model. The
+// training loop is the library's train::Trainer.
 //
 //   build/gpt                                  # the tiny preset (4 layers, d_model 256), 300 steps
 //   build/gpt --layers 2 --d-model 128 --steps 200
 //   build/gpt --checkpoint gpt.safetensors --checkpoint-every 100    # then: --resume gpt.safetensors
 //   build/gpt --resume gpt.safetensors --generate 200 --prompt "Q: "  # sample, no training
+//   build/gpt --init-from weights.safetensors --steps 100   # start from weights only (same shape flags)
 //   build/gpt --help
 //   mpirun -np 2 build/gpt --threads 1        # data-parallel (DDP): --batch is per rank
 //   mpirun -np 8 build/gpt --model gpt2-124m --data train.bin --val-data val.bin   # one GPU per rank
@@ -28,15 +30,16 @@
 
 #include "dist/dist.h"
 #include "dtrain.h"
-#include "examples/common/checkpoint_source.h"
 #include "examples/common/flags.h"
 #include "examples/common/gpt_data.h"
 #include "examples/common/gpt_model.h"
-#include "examples/common/metrics_log.h"
-#include "examples/common/parallel_training.h"
+#include "examples/common/parallel_flags.h"
 #include "examples/common/program_exit.h"
-#include "examples/common/progress_line.h"
 #include "examples/common/run_flags.h"
+#include "train/optimizer_choice.h"
+#include "train/trainer.h"
+#include "train/trainer_checkpoint_source.h"
+#include "train/trainer_step_log.h"
 
 using namespace dtrain;
 using namespace dtrain::examples;
@@ -63,7 +66,7 @@ struct Config {
   int64_t top_k = 40;
   std::string prompt = "\n";
   std::string prompt_tokens;
-  OptimizerChoice optimizer{.lr = 1e-3, .weight_decay = 0.1};
+  train::OptimizerChoice optimizer{.lr = 1e-3, .weight_decay = 0.1};
   ParallelChoice parallel;
   RunFlags run;
   std::set<std::string> given;  // the flags on the command line
@@ -140,8 +143,8 @@ void check_shape(const GptShape& shape) {
 // The shape saved with --resume's checkpoint, if it has one.
 std::optional<GptShape> saved_shape(const Config& config) {
   if (config.run.resume.empty()) return std::nullopt;
-  std::string checkpoint = resolve_checkpoint_path(config.run.resume);
-  return read_input([&] { return gpt_shape_from_metadata(checkpoint_run_metadata(checkpoint), checkpoint); });
+  std::string checkpoint = train::resolve_checkpoint_path(config.run.resume);
+  return read_input([&] { return gpt_shape_from_metadata(train::checkpoint_run_metadata(checkpoint), checkpoint); });
 }
 
 std::vector<int64_t> parse_token_list(const std::string& text, int64_t vocabulary) {
@@ -183,7 +186,7 @@ std::vector<int64_t> prompt_of(const Config& config, const GptShape& shape, std:
 
 // Samples count tokens after prompt and prints them: as text for a byte-level model, as ids
 // otherwise. Every rank calls it when the forward is collective (ZeRO stage 3); rank 0 prints.
-void print_sample(Module& model, ParallelTraining& training, const Config& config, const GptShape& shape,
+void print_sample(Module& model, train::Trainer& training, const Config& config, const GptShape& shape,
                   const std::vector<int64_t>& prompt, int64_t count) {
   NoGradGuard no_grad;
   model.eval();
@@ -208,7 +211,7 @@ void print_sample(Module& model, ParallelTraining& training, const Config& confi
 
 // Mean cross-entropy over the first max_batches batches of the validation set (all when 0),
 // without dropout or autograd.
-double validation_loss(Module& model, ParallelTraining& training, const std::shared_ptr<const TokenDataset>& validation,
+double validation_loss(Module& model, train::Trainer& training, const std::shared_ptr<const TokenDataset>& validation,
                        int64_t batch_size, int64_t max_batches) {
   NoGradGuard no_grad;
   model.eval();
@@ -233,18 +236,18 @@ dist::RunSettings run_settings(const Config& config, const GptShape& shape) {
                          {"batch", std::to_string(config.batch)},
                          {"steps", std::to_string(config.steps)},
                          {"warmup", std::to_string(config.warmup)},
-                         {"grad_clip", setting_text(config.grad_clip)},
                          {"eval_every", std::to_string(config.eval_every)},
                          {"eval_batches", std::to_string(config.eval_batches)},
                          {"sample_bytes", std::to_string(config.sample_bytes)},
                          {"generate", std::to_string(config.generate)}};
   settings.insert(settings.end(), rest.begin(), rest.end());
-  dist::RunSettings run = config.run.settings();
-  settings.insert(settings.end(), run.begin(), run.end());
+  for (const auto& more : {optimizer_settings(config.optimizer), config.run.settings()}) {
+    settings.insert(settings.end(), more.begin(), more.end());
+  }
   return settings;
 }
 
-void print_header(const Config& config, const GptShape& shape, int64_t parameters, ParallelTraining& training) {
+void print_header(const Config& config, const GptShape& shape, int64_t parameters, train::Trainer& training) {
   std::printf("gpt: %lld layers, d_model %lld, %lld heads, context %lld, vocabulary %lld%s: %lld parameters; ",
               static_cast<long long>(shape.layers), static_cast<long long>(shape.d_model),
               static_cast<long long>(shape.heads), static_cast<long long>(shape.context),
@@ -275,7 +278,7 @@ void run(Config config) {
   manual_seed(config.run.seed);
 
   const std::optional<GptShape> saved = saved_shape(config);
-  const std::string checkpoint = config.run.resume.empty() ? "" : resolve_checkpoint_path(config.run.resume);
+  const std::string checkpoint = config.run.resume.empty() ? "" : train::resolve_checkpoint_path(config.run.resume);
   GptShape shape = resolve_gpt_shape(config.shape, config.given, config.model, saved, checkpoint);
   if (config.generate > 0 && !saved) {
     usage_error("--resume ", checkpoint, ": the checkpoint does not store the model's shape (saved by an older gpt)");
@@ -297,7 +300,20 @@ void run(Config config) {
 
   auto model = std::make_shared<GPT>(gpt_config(shape, config.dropout));
   const int64_t parameter_count = model->parameter_count();
-  ParallelTraining training(model, config.optimizer, config.parallel, run_settings(config, shape));  // DDP or ZeRO
+  train::TrainerOptions options = trainer_options(config.parallel, config.device);  // DDP or ZeRO
+  options.grad_clip = config.grad_clip;
+  // Linear warmup, then cosine decay to a tenth of --lr: a pure function of the step.
+  options.schedule = optim::warmup_cosine_lr({.max_lr = config.optimizer.lr,
+                                              .min_lr = config.optimizer.lr / 10,
+                                              .warmup_steps = std::min(config.warmup, config.steps),
+                                              .total_steps = config.steps});
+  config.run.apply_to(options);  // --checkpoint, --checkpoint-every, --keep-checkpoints, --init-from
+  options.checkpoint_metadata = gpt_shape_metadata(shape);
+  options.checkpoint_metadata["example"] = "gpt";
+  options.settings = run_settings(config, shape);
+  train::Trainer training(
+      model, [&](std::vector<Tensor> parameters) { return train::make_optimizer(config.optimizer, std::move(parameters)); },
+      options);
   print_header(config, shape, parameter_count, training);
 
   if (config.generate > 0) {
@@ -316,56 +332,39 @@ void run(Config config) {
   const double entropy = unigram_entropy(*corpus);
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
-  optim::LrSchedule schedule = optim::warmup_cosine_lr({.max_lr = config.optimizer.lr,
-                                                        .min_lr = config.optimizer.lr / 10,
-                                                        .warmup_steps = std::min(config.warmup, config.steps),
-                                                        .total_steps = config.steps});
-  int64_t step = config.run.resume.empty() ? 0 : training.resume(config.run.resume, loader);
+  config.run.start(training, loader);  // --resume or --init-from
   const char* unit = shape.byte_level ? "byte" : "token";
   std::printf("corpus %s; unigram entropy %.4f nats/%s (%.3f bits)\n", corpus->description.c_str(), entropy, unit,
               entropy / std::log(2.0));
 
-  MetricsLog metrics(reporting_rank ? config.run.metrics : "");
   const int64_t last_step = config.run.last_step(config.steps);
-  ProgressLine progress(last_step, "tokens/s", config.run.log_every);
+  // Progress and metrics: rank 0's.
+  train::StepLog log = read_input([&] {
+    return train::StepLog(last_step, "tokens", config.run.log_every, reporting_rank ? config.run.metrics : "");
+  });
   const int64_t tokens_per_step = global_batch * shape.context;
   const Device device = training.device();
 
-  while (step < last_step) {
-    double lr = schedule(step);
-    training.set_lr(lr);
-    training.zero_grad();
-    double loss = training.accumulation_step(
-        config.parallel.grad_accum,
-        [&](int64_t) {
-          Batch batch = loader.next();
-          return cross_entropy(training(batch.inputs), batch.targets.to(device));
-        },
-        config.grad_clip);
-    ++step;
-
-    progress.update(step, loss, tokens_per_step);
-    if (step % config.run.log_every == 0 || step == last_step) {
-      metrics.write(
-          {{"step", step}, {"loss", progress.mean_loss()}, {"lr", lr}, {"tokens_per_s", progress.throughput()}});
-      progress.reset_window();
-    }
-    if ((reporting_rank || training.forward_is_collective()) && (step % config.eval_every == 0 || step == last_step)) {
+  // What the trainer's loop reports after each step, and what the program adds: validation.
+  auto after_step = [&](const train::StepReport& report) {
+    log.record(report, tokens_per_step);
+    if ((reporting_rank || training.forward_is_collective()) &&
+        (report.step % config.eval_every == 0 || report.step == last_step)) {
       double loss_value = validation_loss(*model, training, validation_set, config.batch, config.eval_batches);
-      metrics.write({{"step", step}, {"val_loss", loss_value}});
+      log.metrics().write({{"step", report.step}, {"val_loss", loss_value}});
       char line[160];
       std::snprintf(line, sizeof line, "step %lld: validation loss %.4f nats/%s (unigram entropy %.4f)",
-                    static_cast<long long>(step), loss_value, unit, entropy);
-      progress.print(line);
-      progress.exclude_pause();
+                    static_cast<long long>(report.step), loss_value, unit, entropy);
+      log.progress().print(line);
+      log.progress().exclude_pause();  // validation counts neither in the throughput nor in the ETA
     }
-    if (config.run.checkpoint_due(step, last_step)) {
-      std::map<std::string, std::string> metadata = gpt_shape_metadata(shape);
-      metadata["example"] = "gpt";
-      training.save_checkpoint(config.run.checkpoint, step, loader, std::move(metadata), config.run.keep_checkpoints);
-      progress.exclude_pause();
-    }
-  }
+  };
+  training.set_callbacks(after_step, [&](const std::string&, int64_t) { log.progress().exclude_pause(); });
+  log.progress().exclude_pause();  // setup is not training
+  training.fit(loader, last_step, [&](const Batch& batch) {
+    return cross_entropy(training(batch.inputs), batch.targets.to(device));
+  });
+  const int64_t step = training.steps_done();
 
   std::printf("memory: %s\n", training.memory_line().c_str());
   if ((reporting_rank || training.forward_is_collective()) && config.sample_bytes > 0 && step == config.steps) {

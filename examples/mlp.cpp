@@ -1,11 +1,13 @@
 // mlp: a multi-layer perceptron (784-1024-1024-10, ReLU) trained on Fashion-MNIST, the 28x28
 // clothing images Debian's dataset-fashion-mnist installs. Two epochs reach about 88% test
 // accuracy. It shows a whole dtrain training run: model, optimizer, data loader, learning-rate
-// schedule, evaluation, checkpoints and resuming.
+// schedule, evaluation, checkpoints and resuming — the loop itself is the library's
+// train::Trainer; this program adds the data, the model, evaluation and its reports.
 //
 //   build/mlp                          # 2 epochs, AdamW, batch 128
 //   build/mlp --hidden 256 --epochs 1 --optimizer sgd --lr 0.05
 //   build/mlp --checkpoint run.safetensors --checkpoint-every 200    # then: --resume run.safetensors
+//   build/mlp --init-from weights.safetensors --epochs 1    # start from weights only
 //   build/mlp --help
 //   mpirun -np 2 build/mlp --threads 1        # data-parallel (DDP): --batch is per rank
 //   mpirun -np 4 build/mlp --zero-stage 3 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
@@ -22,11 +24,12 @@
 #include "dist/dist.h"
 #include "dtrain.h"
 #include "examples/common/flags.h"
-#include "examples/common/metrics_log.h"
-#include "examples/common/parallel_training.h"
+#include "examples/common/parallel_flags.h"
 #include "examples/common/program_exit.h"
-#include "examples/common/progress_line.h"
 #include "examples/common/run_flags.h"
+#include "train/optimizer_choice.h"
+#include "train/trainer.h"
+#include "train/trainer_step_log.h"
 
 using namespace dtrain;
 using namespace dtrain::examples;
@@ -40,7 +43,7 @@ struct Config {
   int64_t batch = 128;
   int64_t epochs = 2;
   int64_t steps = 0;  // when > 0, stop after this many steps instead
-  OptimizerChoice optimizer;
+  train::OptimizerChoice optimizer;
   ParallelChoice parallel;
   RunFlags run;
   Device device;
@@ -110,7 +113,7 @@ struct Evaluation {
   double accuracy = 0;  // fraction of test images classified correctly
 };
 
-Evaluation evaluate(Module& model, ParallelTraining& training, const std::shared_ptr<const FashionMnist>& test_set) {
+Evaluation evaluate(Module& model, train::Trainer& training, const std::shared_ptr<const FashionMnist>& test_set) {
   NoGradGuard no_grad;
   model.eval();  // no dropout
   DataLoader loader(test_set, {.batch_size = 1000});
@@ -153,13 +156,6 @@ void run_training(const Config& config) {
 
   std::shared_ptr<Sequential> model = make_mlp(parse_widths(config.hidden), config.dropout);
   const int64_t parameter_count = model->parameter_count();
-  dist::RunSettings settings{{"data", config.data},     {"hidden", config.hidden},
-                             {"dropout", setting_text(config.dropout)},
-                             {"batch", std::to_string(config.batch)}, {"epochs", std::to_string(config.epochs)},
-                             {"steps", std::to_string(config.steps)}};
-  dist::RunSettings run_settings = config.run.settings();
-  settings.insert(settings.end(), run_settings.begin(), run_settings.end());
-  ParallelTraining training(model, config.optimizer, config.parallel, std::move(settings));  // DDP or ZeRO
   DataLoader loader(train_set, {.batch_size = config.batch,
                                 .sampler = dist::distributed_sampler(train_set->size(), {.seed = config.run.seed})});
   // Each step takes --grad-accum batches.
@@ -167,12 +163,45 @@ void run_training(const Config& config) {
                                                : std::max<int64_t>(1, config.epochs * loader.batches_per_epoch() /
                                                                           config.parallel.grad_accum);
   const int64_t last_step = config.run.last_step(total_steps);
+
+  train::TrainerOptions options = trainer_options(config.parallel, config.device);  // DDP or ZeRO
   // Cosine decay from --lr to a tenth of it: a pure function of the step, so resuming needs
   // nothing but the step.
-  optim::LrSchedule schedule = optim::warmup_cosine_lr(
+  options.schedule = optim::warmup_cosine_lr(
       {.max_lr = config.optimizer.lr, .min_lr = config.optimizer.lr / 10, .total_steps = total_steps});
-
-  int64_t step = config.run.resume.empty() ? 0 : training.resume(config.run.resume, loader);
+  config.run.apply_to(options);  // --checkpoint, --checkpoint-every, --keep-checkpoints, --init-from
+  options.checkpoint_metadata = {{"example", "mlp"}, {"hidden", config.hidden}};
+  options.settings = {{"data", config.data},     {"hidden", config.hidden},
+                      {"dropout", setting_text(config.dropout)},
+                      {"batch", std::to_string(config.batch)}, {"epochs", std::to_string(config.epochs)},
+                      {"steps", std::to_string(config.steps)}};
+  for (const auto& settings : {optimizer_settings(config.optimizer), config.run.settings()}) {
+    options.settings.insert(options.settings.end(), settings.begin(), settings.end());
+  }
+  // Progress and metrics: rank 0's.
+  train::StepLog log = read_input([&] {
+    return train::StepLog(last_step, "samples", config.run.log_every, reporting_rank ? config.run.metrics : "");
+  });
+  int64_t samples = 0;  // this step's, over all ranks
+  train::Trainer training(
+      model, [&](std::vector<Tensor> parameters) { return train::make_optimizer(config.optimizer, std::move(parameters)); },
+      options);
+  // What the trainer's loop reports after each step, and what the program adds: evaluation.
+  auto after_step = [&](const train::StepReport& report) {
+    log.record(report, samples);
+    samples = 0;
+    bool epoch_done = !loader.epoch_has_next();
+    if ((reporting_rank || training.forward_is_collective()) && (epoch_done || report.step == last_step)) {
+      Evaluation test = evaluate(*model, training, test_set);
+      log.metrics().write({{"step", report.step}, {"val_loss", test.loss}, {"accuracy", test.accuracy}});
+      std::string when = epoch_done ? format("epoch %lld", static_cast<long long>(loader.epoch() + 1))
+                                    : format("step %lld", static_cast<long long>(report.step));
+      log.progress().print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
+      log.progress().exclude_pause();  // evaluation counts neither in the throughput nor in the ETA
+    }
+  };
+  training.set_callbacks(after_step, [&](const std::string&, int64_t) { log.progress().exclude_pause(); });
+  config.run.start(training, loader);  // --resume or --init-from
 
   std::string layers = config.hidden;
   std::replace(layers.begin(), layers.end(), ',', '-');
@@ -181,45 +210,12 @@ void run_training(const Config& config) {
               training.optimizer_name().c_str(), config.optimizer.lr, static_cast<long long>(config.batch),
               static_cast<long long>(total_steps), static_cast<long long>(loader.batches_per_epoch()), num_threads(),
               training.description().c_str());
-  MetricsLog metrics(reporting_rank ? config.run.metrics : "");
-  ProgressLine progress(last_step, "samples/s", config.run.log_every);
 
-  while (step < last_step) {
-    double lr = schedule(step);
-    training.set_lr(lr);
-    training.zero_grad();
-    int64_t samples = 0;
-    double loss = training.accumulation_step(
-        config.parallel.grad_accum,
-        [&](int64_t) {
-          Batch batch = loader.next();
-          samples += batch.inputs.size(0) * dist::world_size();
-          return cross_entropy(training(normalize(batch.inputs)), batch.targets.to(training.device()));
-        },
-        0.0);
-    ++step;
-
-    progress.update(step, loss, samples);
-    if (step % config.run.log_every == 0 || step == last_step) {
-      metrics.write(
-          {{"step", step}, {"loss", progress.mean_loss()}, {"lr", lr}, {"samples_per_s", progress.throughput()}});
-      progress.reset_window();
-    }
-    bool epoch_done = !loader.epoch_has_next();
-    if ((reporting_rank || training.forward_is_collective()) && (epoch_done || step == last_step)) {
-      Evaluation test = evaluate(*model, training, test_set);
-      metrics.write({{"step", step}, {"val_loss", test.loss}, {"accuracy", test.accuracy}});
-      std::string when = epoch_done ? format("epoch %lld", static_cast<long long>(loader.epoch() + 1))
-                                    : format("step %lld", static_cast<long long>(step));
-      progress.print(when + format(": test loss %.4f, test accuracy %.2f%%", test.loss, 100 * test.accuracy));
-      progress.exclude_pause();
-    }
-    if (config.run.checkpoint_due(step, last_step)) {
-      training.save_checkpoint(config.run.checkpoint, step, loader, {{"example", "mlp"}, {"hidden", config.hidden}},
-                               config.run.keep_checkpoints);
-      progress.exclude_pause();
-    }
-  }
+  log.progress().exclude_pause();  // setup is not training
+  training.fit(loader, last_step, [&](const Batch& batch) {
+    samples += batch.inputs.size(0) * dist::world_size();
+    return cross_entropy(training(normalize(batch.inputs)), batch.targets.to(training.device()));
+  });
   std::printf("memory: %s\n", training.memory_line().c_str());
 }
 

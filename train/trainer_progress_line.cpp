@@ -1,11 +1,11 @@
-#include "examples/common/progress_line.h"
+#include "train/trainer_progress_line.h"
 
 #include <cstdio>
 #include <utility>
 
 #include "dist/terminal_output.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 namespace {
 
@@ -88,4 +88,4 @@ void ProgressLine::reset_window() {
   window_steps_ = 0;
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

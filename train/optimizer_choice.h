@@ -1,6 +1,6 @@
 #pragma once
-// The optimizer an example trains with, chosen by flags: AdamW (the default), Adam, or SGD with
-// momentum.
+// An optimizer chosen by name and a few numbers (a program's flags): AdamW (the default), Adam,
+// or SGD with momentum. make_optimizer is also what train::Trainer takes as its optimizer factory.
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,7 +8,7 @@
 #include "core/tensor.h"
 #include "optim/optimizer.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 struct OptimizerChoice {
   std::string name = "adamw";  // adamw | adam | sgd
@@ -21,4 +21,4 @@ inline const std::vector<std::string> kOptimizerNames = {"adamw", "adam", "sgd"}
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerChoice& choice, std::vector<Tensor> parameters);
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

@@ -1,5 +1,5 @@
 #pragma once
-// --keep-checkpoints K: an example's checkpoints as one sharded directory per save,
+// Checkpoint rotation (an example's --keep-checkpoints K, TrainerOptions::keep_checkpoints): checkpoints as one sharded directory per save,
 // <root>/step-<8 digits>, of which the newest K complete ones are kept. Each save writes a new
 // directory, so it never touches the ones kept (and is crash-safe in itself,
 // dist/checkpoint/sharded_save.h); the oldest are removed only after the new one is complete.
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <optional>
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 // root/step-00000042 for step 42.
 std::filesystem::path rotated_checkpoint_dir(const std::filesystem::path& root, int64_t step);
@@ -22,4 +22,4 @@ std::optional<std::filesystem::path> newest_rotated_checkpoint(const std::filesy
 // Touches nothing under root but "step-<digits>" directories.
 void remove_old_rotated_checkpoints(const std::filesystem::path& root, int64_t keep);
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

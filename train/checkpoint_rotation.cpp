@@ -1,4 +1,4 @@
-#include "examples/common/checkpoint_rotation.h"
+#include "train/checkpoint_rotation.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 namespace {
 
@@ -77,4 +77,4 @@ void remove_old_rotated_checkpoints(const std::filesystem::path& root, int64_t k
   }
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

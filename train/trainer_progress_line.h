@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 class ProgressLine {
  public:
@@ -54,4 +54,4 @@ class ProgressLine {
   int64_t window_steps_ = 0;
 };
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

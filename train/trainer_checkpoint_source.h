@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 // path, or for a root of --keep-checkpoints directories (a directory without index.json) its
 // newest complete step directory; path itself when there is none.
@@ -17,4 +17,4 @@ std::string resolve_checkpoint_path(const std::string& path);
 // dtrain::Error naming the path when it cannot be read.
 std::map<std::string, std::string> checkpoint_run_metadata(const std::string& path);
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

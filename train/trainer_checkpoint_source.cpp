@@ -1,13 +1,13 @@
-#include "examples/common/checkpoint_source.h"
+#include "train/trainer_checkpoint_source.h"
 
 #include <filesystem>
 
 #include "core/safetensors.h"
 #include "dist/checkpoint/sharded_checkpoint.h"
-#include "examples/common/checkpoint_rotation.h"
+#include "train/checkpoint_rotation.h"
 #include "train/checkpoint_metadata.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 std::string resolve_checkpoint_path(const std::string& path) {
   if (std::filesystem::is_directory(path) && !std::filesystem::exists(std::filesystem::path(path) / "index.json")) {
@@ -22,4 +22,4 @@ std::map<std::string, std::string> checkpoint_run_metadata(const std::string& pa
   return train::decode_checkpoint_metadata(read_safetensors_header(path).metadata, path, optimizer_name).metadata;
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

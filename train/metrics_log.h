@@ -8,13 +8,13 @@
 #include <utility>
 #include <vector>
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 using Metric = std::pair<std::string, double>;
 
 class MetricsLog {
  public:
-  // Opens path for appending; a path that cannot be opened is a usage error (exit code 2).
+  // Opens path for appending; raises a dtrain::Error naming a path that cannot be opened.
   explicit MetricsLog(const std::string& path);
 
   // One line with the metrics in order. Whole numbers print without a fraction, others with
@@ -25,4 +25,4 @@ class MetricsLog {
   std::ofstream file_;
 };
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

@@ -1,12 +1,12 @@
-#include "examples/common/metrics_log.h"
+#include "train/metrics_log.h"
 
 #include <charconv>
 #include <cmath>
 
+#include "core/error.h"
 #include "core/json.h"
-#include "examples/common/program_exit.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 namespace {
 
@@ -22,7 +22,7 @@ JsonValue number(double value) {
 MetricsLog::MetricsLog(const std::string& path) {
   if (path.empty()) return;
   file_.open(path, std::ios::app);
-  if (!file_) usage_error("cannot open the metrics file '", path, "' for appending");
+  if (!file_) fail("cannot open the metrics file '", path, "' for appending");
 }
 
 void MetricsLog::write(const std::vector<Metric>& metrics) {
@@ -33,4 +33,4 @@ void MetricsLog::write(const std::vector<Metric>& metrics) {
   file_.flush();  // a crash or Ctrl-C keeps every line written so far
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

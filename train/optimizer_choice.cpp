@@ -1,13 +1,13 @@
-#include "examples/common/optimizer_choice.h"
+#include "train/optimizer_choice.h"
 
 #include <utility>
 
-#include "examples/common/program_exit.h"
+#include "core/error.h"
 #include "optim/adam.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
 
-namespace dtrain::examples {
+namespace dtrain::train {
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerChoice& choice, std::vector<Tensor> parameters) {
   if (choice.name == "adamw") {
@@ -23,7 +23,7 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerChoice& choice, 
         std::move(parameters),
         optim::SGDOptions{.lr = choice.lr, .momentum = choice.momentum, .weight_decay = choice.weight_decay});
   }
-  usage_error("unknown optimizer '", choice.name, "'; expected adamw, adam or sgd");
+  fail("unknown optimizer '", choice.name, "'; expected adamw, adam or sgd");
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::train

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "core/safetensors.h"
+#include "train/checkpoint_names.h"
 #include "train/gpt2_conversion.h"
 
 namespace {
@@ -94,7 +95,10 @@ int main(int argc, char** argv) {
     dtrain::SafetensorsFile input = dtrain::load_safetensors(positional[1]);
     if (direction == "from-hugging-face") {
       dtrain::train::NamedTensors converted = dtrain::train::gpt2_from_hugging_face(input.tensors, vocabulary);
-      dtrain::save_safetensors(positional[2], converted);
+      // Under "model.<name>", as a consolidated checkpoint (train/checkpoint_names.h).
+      dtrain::train::NamedTensors named;
+      for (const auto& [name, tensor] : converted) named.emplace(dtrain::train::model_key(name), tensor);
+      dtrain::save_safetensors(positional[2], named);
       dtrain::train::Gpt2Shape shape = dtrain::train::gpt2_shape(converted);
       std::printf("wrote %zu tensors to %s: %lld layers, d_model %lld, context %lld, vocabulary %lld%s\n",
                   converted.size(), positional[2].c_str(), static_cast<long long>(shape.layers),

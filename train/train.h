@@ -3,4 +3,5 @@
 // checkpoints that save and restore all of it.
 #include "train/checkpoint.h"
 #include "train/checkpoint_metadata.h"
+#include "train/checkpoint_names.h"
 #include "train/training_state.h"

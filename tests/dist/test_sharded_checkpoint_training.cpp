@@ -159,15 +159,17 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
                    &world());
   if (world().rank() != 0) return;
 
-  // The weights, under the model's own names.
+  // The weights, under their checkpoint names ("model.<name>").
   ConsolidateSummary summary = consolidate_checkpoint(checkpoint_dir, dir / "model.safetensors");
   CHECK(summary.step == kStepsBefore);
   CHECK(summary.saved_world_size == world().size());
   CHECK(summary.tensors == 6);  // three Linear layers
   SafetensorsFile weights = load_safetensors(dir / "model.safetensors");
   CHECK(weights.metadata.at("step") == std::to_string(kStepsBefore));
+  CHECK(weights.tensors.size() == 6);
+  CHECK(weights.tensors.count("model.0.weight") == 1);
   std::shared_ptr<Module> single = make_mlp(99);
-  single->load_state_dict(weights.tensors);
+  train::load_model_weights(dir / "model.safetensors", *single);
   CHECK(same_parameters(*single, *trained.model));
 
   // Every tensor, under its checkpoint name.
@@ -178,7 +180,7 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
                    trained.optimizer->state(1).tensors.at("exp_avg_sq")));
   CHECK(all.tensors.at("optimizer.state.4.bias.step").item<int64_t>() == kStepsBefore);
 
-  // A train/checkpoint.h training checkpoint: model, optimizer by index, the training state.
+  // A train/checkpoint.h training checkpoint: model, optimizer, the training state.
   Trained through{make_mlp(98), nullptr};
   through.optimizer = make_adamw(*through.model);
   consolidate_training_checkpoint(checkpoint_dir, dir / "training.safetensors", *through.model, *through.optimizer);
@@ -200,7 +202,7 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
     CHECK(result.exit_code == 0);
     CHECK_THAT(result.out, Contains("wrote 6 tensors") && Contains("of step 3"));
     std::shared_ptr<Module> from_command = make_mlp(96);
-    from_command->load_state_dict(load_safetensors(dir / "cli.safetensors").tensors);
+    train::load_model_weights(dir / "cli.safetensors", *from_command);
     CHECK(same_parameters(*from_command, *trained.model));
 
     auto refused = run_program(DTRAIN_CONSOLIDATE_PROGRAM, {dir.path().string(), (dir / "none.safetensors").string()});

@@ -29,14 +29,14 @@
 #include "dist/dist.h"
 #include "dtrain.h"
 #include "examples/common/checkpoint_source.h"
-#include "examples/common/flags.h"
 #include "examples/common/gpt_data.h"
 #include "examples/common/gpt_model.h"
 #include "examples/common/metrics_log.h"
 #include "examples/common/parallel_training.h"
-#include "examples/common/program_exit.h"
 #include "examples/common/progress_line.h"
 #include "examples/common/run_flags.h"
+#include "tools/command_line/flags.h"
+#include "tools/command_line/program_exit.h"
 
 using namespace dtrain;
 using namespace dtrain::examples;

@@ -2,10 +2,10 @@
 
 #include <utility>
 
-#include "examples/common/program_exit.h"
 #include "optim/adam.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
+#include "tools/command_line/program_exit.h"
 
 namespace dtrain::examples {
 

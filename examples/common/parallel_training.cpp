@@ -16,8 +16,8 @@
 #include "dist/init.h"
 #include "examples/common/checkpoint_rotation.h"
 #include "examples/common/checkpoint_source.h"
-#include "examples/common/program_exit.h"
 #include "optim/clip_grad.h"
+#include "tools/command_line/program_exit.h"
 #include "train/checkpoint.h"
 
 namespace dtrain::examples {

@@ -25,10 +25,10 @@
 #include "data/dataloader.h"
 #include "dist/ddp.h"
 #include "dist/zero/zero_optimizer.h"
-#include "examples/common/flags.h"
 #include "examples/common/optimizer_choice.h"
 #include "layers/module.h"
 #include "optim/optimizer.h"
+#include "tools/command_line/flags.h"
 #include "train/training_state.h"
 
 namespace dtrain::examples {

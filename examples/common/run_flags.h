@@ -5,8 +5,8 @@
 #include <string>
 
 #include "dist/model_consistency.h"
-#include "examples/common/flags.h"
 #include "examples/common/optimizer_choice.h"
+#include "tools/command_line/flags.h"
 
 namespace dtrain::examples {
 

@@ -5,8 +5,9 @@
 //   dtrain-convert to-hugging-face model.safetensors gpt2-out/ --heads 12 [--vocabulary 50257]
 //
 // from-hugging-face reads transformers' model.safetensors (GPT2Model or GPT2LMHeadModel) and
-// writes dtrain's names ("model.<name>", as a consolidated checkpoint), the token embedding padded to --vocabulary rows. to-hugging-face reads a
-// dtrain model (a consolidated checkpoint, or a training checkpoint's model.* tensors) and writes
+// writes dtrain's names ("model.<name>", as a consolidated checkpoint), the token embedding
+// padded to --vocabulary rows. to-hugging-face reads a dtrain model (a consolidated checkpoint,
+// or a training checkpoint's model.* tensors; bare names also load) and writes
 // a folder transformers loads with GPT2LMHeadModel.from_pretrained: model.safetensors and
 // config.json (the number of heads is not in the weights: --heads). Exit status: 0 written,
 // 1 a file could not be read, converted or written, 2 wrong usage (tools/command_line/).

@@ -38,8 +38,8 @@ struct ConsolidateSummary {
 
 // Writes output_file (safetensors, atomically): by default the "model.*" tensors, whole, in the
 // dtype they were saved in (fp32 masters under mixed precision) — what train::load_model_weights
-// takes. Its metadata records the step and the checkpoint. Raises naming the shard file and the tensor when a file is missing or
-// damaged.
+// takes. Its metadata records the step and the checkpoint. Raises naming the shard file and the
+// tensor when a file is missing or damaged.
 ConsolidateSummary consolidate_checkpoint(const std::filesystem::path& dir, const std::filesystem::path& output_file,
                                           const ConsolidateOptions& options = {});
 

@@ -122,7 +122,8 @@ std::vector<TensorFragment> whole_state_fragments(const Module& model, const opt
   if (parts < 1 || part < 0 || part >= parts)
     fail("whole_state_fragments: expected 0 <= part < parts, got part ", part, " of ", parts);
   std::vector<TensorFragment> fragments;
-  for (const auto& [name, tensor] : model.state_dict()) add_part(fragments, train::model_key(name), tensor, part, parts);
+  for (const auto& [name, tensor] : model.state_dict())
+    add_part(fragments, train::model_key(name), tensor, part, parts);
 
   const std::vector<std::string> names = train::optimizer_parameter_names(model, optimizer, "whole_state_fragments");
   size_t index = 0;

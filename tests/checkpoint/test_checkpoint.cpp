@@ -87,7 +87,8 @@ TEST_CASE("a checkpoint is one safetensors file: model.*, optimizer.* and the st
   CHECK(file.tensors.size() == run.model->state_dict().size() + run.optimizer.state_dict().size());
   CHECK(file.tensors.count("optimizer.state.0.exp_avg") == 0);
   CHECK(same_bytes(file.tensors.at("model.0.weight"), run.model->state_dict().at("0.weight")));
-  CHECK(same_bytes(file.tensors.at("optimizer.state.3.bias.exp_avg_sq"), run.optimizer.state(3).tensors.at("exp_avg_sq")));
+  CHECK(same_bytes(file.tensors.at("optimizer.state.3.bias.exp_avg_sq"),
+                   run.optimizer.state(3).tensors.at("exp_avg_sq")));
   CHECK(file.tensors.at("optimizer.state.0.weight.step").item<int64_t>() == 3);
   CHECK(file.metadata.at("format") == "dtrain.checkpoint.v2");
   CHECK(file.metadata.at("optimizer") == "AdamW");

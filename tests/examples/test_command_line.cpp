@@ -92,7 +92,9 @@ TEST_CASE("every program, examples and tools, shares the parser: --help lists it
     WARN("dtrain-consolidate is not built (no dtrain_dist): its --help is not checked");
   } else {
     programs.push_back(
-        {kConsolidateProgram, "dtrain-consolidate", {"<checkpoint directory>", "<output.safetensors>", "--all", "--verify"}});
+        {kConsolidateProgram,
+         "dtrain-consolidate",
+         {"<checkpoint directory>", "<output.safetensors>", "--all", "--verify"}});
   }
   for (const Program& program : programs) {
     ProgramResult result = run_program(program.path, {"--help"});

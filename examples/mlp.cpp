@@ -23,10 +23,10 @@
 
 #include "dist/dist.h"
 #include "dtrain.h"
-#include "examples/common/flags.h"
 #include "examples/common/parallel_flags.h"
-#include "examples/common/program_exit.h"
 #include "examples/common/run_flags.h"
+#include "tools/command_line/flags.h"
+#include "tools/command_line/program_exit.h"
 #include "train/optimizer_choice.h"
 #include "train/trainer.h"
 #include "train/trainer_step_log.h"

@@ -1,8 +1,9 @@
 #pragma once
 // Training checkpoints: one safetensors file holding the model ("model.<name>"), the optimizer
-// ("optimizer.<key>", its flat state dict) and the TrainingState (step, generators, data
-// loaders, user metadata) as strings in the file's __metadata__. The file opens in PyTorch
-// (safetensors.torch.load_file) like any other.
+// ("optimizer.state.<parameter name>.<state name>", "optimizer.param_groups.*": the naming of
+// train/checkpoint_names.h, which sharded and consolidated files share) and the TrainingState
+// (step, generators, data loaders, user metadata) as strings in the file's __metadata__. The
+// file opens in PyTorch (safetensors.torch.load_file) like any other.
 //
 //   train::save_checkpoint(path, *model, optimizer,
 //                          {.step = step,
@@ -35,7 +36,9 @@ void save_checkpoint(const std::filesystem::path& path, const Module& model, con
 // saved with it; a file without checksums loads with state.verified false), a model tensor that is missing,
 // unexpected or of another shape or dtype, another optimizer type or parameter layout, or bad
 // metadata raise one dtrain::Error naming the file and every offending tensor or key, and
-// leave model and optimizer untouched.
+// leave model and optimizer untouched. Files of format v1 (optimizer state keyed by parameter
+// index, "optimizer.state.0.exp_avg") load as well. The optimizer's parameters must be the
+// model's (their names key the state).
 TrainingState load_checkpoint(const std::filesystem::path& path, Module& model, optim::Optimizer& optimizer);
 
 }  // namespace dtrain::train

@@ -77,7 +77,8 @@ std::map<std::string, std::string> encode_checkpoint_metadata(const TrainingStat
 }
 
 TrainingState decode_checkpoint_metadata(const std::map<std::string, std::string>& metadata,
-                                         const std::filesystem::path& path, std::string& optimizer_name) {
+                                         const std::filesystem::path& path, std::string& optimizer_name,
+                                         std::string* format) {
   TrainingState state;
   state.source = path;
   MetadataReader reader;
@@ -88,8 +89,11 @@ TrainingState decode_checkpoint_metadata(const std::map<std::string, std::string
   for (const auto& [key, value] : metadata) {
     if (key == "format") {
       has_format = true;
-      if (value != kCheckpointFormat) {
-        reader.problems.push_back("'format' is '" + value + "', expected '" + kCheckpointFormat + "'");
+      if (value != kCheckpointFormat && value != kCheckpointFormatV1) {
+        reader.problems.push_back("'format' is '" + value + "', expected '" + kCheckpointFormat + "' (or the older '" +
+                                  kCheckpointFormatV1 + "')");
+      } else if (format != nullptr) {
+        *format = value;
       }
     } else if (key == "optimizer") {
       has_optimizer = true;

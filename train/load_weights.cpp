@@ -8,14 +8,11 @@
 #include "core/grad_mode.h"
 #include "core/safetensors.h"
 #include "layers/state_dict.h"
+#include "train/checkpoint_names.h"
 
 namespace dtrain::train {
 
 namespace {
-
-constexpr const char* kModelPrefix = "model.";
-
-bool starts_with_model_prefix(const std::string& name) { return name.rfind(kModelPrefix, 0) == 0; }
 
 std::string joined(const std::vector<std::string>& names) {
   std::string text;
@@ -23,29 +20,18 @@ std::string joined(const std::vector<std::string>& names) {
   return text;
 }
 
-// The file's tensors under the model's names. A training checkpoint keeps the model under
-// "model." next to "optimizer." state: when the file has any "model." name, only those count
-// (prefix dropped); otherwise every name is a model name.
-std::map<std::string, Tensor> model_tensors_of(std::map<std::string, Tensor> file_tensors, const StateDict& expected) {
-  bool prefixed = false;
-  for (const auto& [name, tensor] : file_tensors) {
-    // A model may itself have a child called "model": its names are taken as they are.
-    if (starts_with_model_prefix(name) && !expected.contains(name)) prefixed = true;
-  }
-  if (!prefixed) return file_tensors;
-  std::map<std::string, Tensor> tensors;
-  const size_t prefix_length = std::string(kModelPrefix).size();
-  for (auto& [name, tensor] : file_tensors) {
-    if (starts_with_model_prefix(name)) tensors.emplace(name.substr(prefix_length), tensor);
-  }
-  return tensors;
-}
-
 }  // namespace
 
 void load_weights(Module& module, const std::filesystem::path& path) {
   const StateDict expected = module.state_dict();
-  std::map<std::string, Tensor> tensors = model_tensors_of(load_safetensors(path).tensors, expected);
+  const std::string file = path.string();
+  // Either naming, "model.<name>" or bare (train/checkpoint_names.h); optimizer state skipped.
+  std::map<std::string, Tensor> tensors;
+  try {
+    tensors = model_weights(load_safetensors(path).tensors, module).to_map();
+  } catch (const Error& error) {
+    fail("loading weights from ", file, ": ", error.what());
+  }
 
   std::vector<std::string> missing;
   std::vector<std::string> mismatched;
@@ -62,7 +48,6 @@ void load_weights(Module& module, const std::filesystem::path& path) {
   for (const auto& [name, tensor] : tensors) {
     if (!expected.contains(name)) unexpected.push_back(name);
   }
-  const std::string file = path.string();
   if (!missing.empty()) {
     throw MissingWeightError("loading weights from " + file + ": the model's " + joined(missing) +
                              (missing.size() == 1 ? " is" : " are") + " not in the file");

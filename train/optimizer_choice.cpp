@@ -6,6 +6,7 @@
 #include "optim/adam.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
+#include "tools/command_line/program_exit.h"
 
 namespace dtrain::train {
 

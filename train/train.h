@@ -4,6 +4,7 @@
 // trainer with its progress line.
 #include "train/checkpoint.h"
 #include "train/checkpoint_metadata.h"
+#include "train/checkpoint_names.h"
 #include "train/checkpoint_rotation.h"
 #include "train/load_weights.h"
 #include "train/metrics_log.h"

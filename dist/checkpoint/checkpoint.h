@@ -19,6 +19,7 @@
 //       checkpoint it replaces; checkpoints of format v1 named them "rank-00000-of-00004.safetensors"
 //       and still load). Each fragment a rank held is a 1-D tensor under the whole tensor's
 //       name ("model.fc.weight", "optimizer.state.fc.weight.exp_avg"; the scheme is in
+//       train/checkpoint_names.h, which single-file checkpoints share, and
 //       dist/tensor_fragment.h). __metadata__: format, save_id, step, rank, world_size,
 //       training_state (that rank's generators, loaders and user metadata as JSON) and
 //       fragments (JSON: name -> {shape, begin}), so a shard describes itself.

@@ -8,6 +8,7 @@
 #include "dist/checkpoint/sharded_checkpoint.h"
 #include "dist/checkpoint/whole_state.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_names.h"
 
 namespace dtrain::dist {
 
@@ -15,16 +16,14 @@ ConsolidateSummary consolidate_checkpoint(const std::filesystem::path& dir, cons
                                           const ConsolidateOptions& options) {
   ShardedCheckpoint checkpoint = ShardedCheckpoint::open(dir);
   if (options.verify) checkpoint.verify();
-  const std::string model_prefix = "model.";
   std::map<std::string, Tensor> tensors;
   ConsolidateSummary summary{checkpoint.step(), checkpoint.saved_world_size(), 0, 0};
   for (const std::string& name : checkpoint.names()) {
-    const bool is_model = name.rfind(model_prefix, 0) == 0;
-    if (!options.all_tensors && !is_model) continue;
+    if (!options.all_tensors && !train::has_prefix(name, train::kModelPrefix)) continue;
     Tensor tensor = checkpoint.read(name);
     summary.tensors += 1;
     summary.bytes += static_cast<int64_t>(tensor.nbytes());
-    tensors.emplace(options.all_tensors ? name : name.substr(model_prefix.size()), std::move(tensor));
+    tensors.emplace(name, std::move(tensor));  // the one naming (train/checkpoint_names.h), as saved
   }
   save_safetensors(output_file, tensors,
                    {{"consolidated_from", std::filesystem::absolute(dir).string()},

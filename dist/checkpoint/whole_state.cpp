@@ -5,7 +5,6 @@
 #include <exception>
 #include <map>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
 #include "core/error.h"
@@ -13,36 +12,17 @@
 #include "core/ops/factory.h"
 #include "dist/checkpoint/rank_agreement.h"
 #include "optim/state_dict.h"
+#include "train/checkpoint_names.h"
 
 namespace dtrain::dist {
 
 namespace {
 
-constexpr const char* kModelPrefix = "model.";
-constexpr const char* kOptimizerStatePrefix = "optimizer.state.";
-constexpr const char* kParamGroupsPrefix = "optimizer.param_groups.";
-constexpr const char* kOptimizerPrefix = "optimizer.";
-
-bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
-
-// The model's name of each of the optimizer's parameters, by optimizer index.
-std::vector<std::string> parameter_names(const Module& model, const optim::Optimizer& optimizer,
-                                         const std::string& who) {
-  std::unordered_map<const TensorImpl*, std::string> names;
-  for (const auto& [name, parameter] : model.named_parameters()) names.emplace(parameter.unsafe_impl(), name);
-  std::vector<std::string> result;
-  const std::vector<Tensor> parameters = optimizer.parameters();
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    auto found = names.find(parameters[i].unsafe_impl());
-    if (found == names.end()) {
-      fail(who, ": the optimizer's parameter ", i, " ", parameters[i].shape(),
-           " is not a parameter of the model, so its state has no name to be saved or loaded under (give the "
-           "optimizer the model's parameters)");
-    }
-    result.push_back(found->second);
-  }
-  return result;
-}
+using train::has_prefix;
+using train::kModelPrefix;
+using train::kOptimizerPrefix;
+using train::kOptimizerStatePrefix;
+using train::kParamGroupsPrefix;
 
 // Appends the part-th of `parts` runs of whole (any shape) under name.
 void add_part(std::vector<TensorFragment>& fragments, const std::string& name, const Tensor& whole, int part,
@@ -73,14 +53,14 @@ StagedState stage(const ShardedCheckpoint& checkpoint, const Module& model, cons
   optim::StateDictProblems problems;
   StagedState staged;
   const StateDict own = model.state_dict();
-  const std::vector<std::string> names = parameter_names(model, optimizer, where);
+  const std::vector<std::string> names = train::optimizer_parameter_names(model, optimizer, where);
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < names.size(); ++i) index_of.emplace(names[i], i);
   const std::vector<Tensor> parameters = optimizer.parameters();
 
   // The model: every tensor of its state dict, nothing more.
   for (const auto& [name, target] : own) {
-    const std::string key = kModelPrefix + name;
+    const std::string key = train::model_key(name);
     if (!checkpoint.contains(key)) {
       problems.add("missing tensor '" + key + "' (the model's " + describe(target.shape(), target.dtype()) + ")");
     } else if (checkpoint.shape(key) != target.shape() || !convertible(checkpoint.dtype(key), target.dtype())) {
@@ -89,21 +69,18 @@ StagedState stage(const ShardedCheckpoint& checkpoint, const Module& model, cons
     }
   }
   for (const std::string& key : checkpoint.names()) {
-    if (starts_with(key, kModelPrefix)) {
+    if (has_prefix(key, kModelPrefix)) {
       if (!own.contains(key.substr(std::string(kModelPrefix).size()))) {
         problems.add("unexpected tensor '" + key + "' " + describe(checkpoint.shape(key), checkpoint.dtype(key)) +
                      " (the model has no such parameter or buffer)");
       }
-    } else if (starts_with(key, kOptimizerStatePrefix)) {
-      // "<parameter name>.<state name>": parameter names have dots, state names none.
-      const std::string rest = key.substr(std::string(kOptimizerStatePrefix).size());
-      const size_t dot = rest.rfind('.');
-      auto found = dot == std::string::npos ? index_of.end() : index_of.find(rest.substr(0, dot));
-      if (found == index_of.end()) {
-        problems.add("unexpected tensor '" + key + "' (optimizer state of a parameter '" + rest.substr(0, dot) +
+    } else if (has_prefix(key, kOptimizerStatePrefix)) {
+      const std::string parameter = train::split_optimizer_state_key(key).first;
+      if (!index_of.contains(parameter)) {
+        problems.add("unexpected tensor '" + key + "' (optimizer state of a parameter '" + parameter +
                      "' that the optimizer does not have)");
       }
-    } else if (starts_with(key, kOptimizerPrefix) && !starts_with(key, kParamGroupsPrefix)) {
+    } else if (has_prefix(key, kOptimizerPrefix) && !has_prefix(key, kParamGroupsPrefix)) {
       problems.add("unexpected tensor '" + key + "' (the optimizer keeps only 'state.*' and 'param_groups.*')");
     }
     // Anything else ("loss_scaler.*" of a mixed-precision ZeRO run) is not the model's or the
@@ -115,19 +92,17 @@ StagedState stage(const ShardedCheckpoint& checkpoint, const Module& model, cons
   NoGradGuard no_grad;
   StateDict loaded;
   for (const auto& [name, target] : own) {
-    Tensor value = checkpoint.read(kModelPrefix + name);
+    Tensor value = checkpoint.read(train::model_key(name));
     if (value.dtype() != target.dtype()) value = value.to(target.dtype());
     loaded.insert(name, value);
   }
   staged.model = std::move(loaded);
   for (const std::string& key : checkpoint.names()) {
-    if (starts_with(key, kParamGroupsPrefix)) {
+    if (has_prefix(key, kParamGroupsPrefix)) {
       staged.optimizer.emplace(key.substr(std::string(kOptimizerPrefix).size()), checkpoint.read(key));
-    } else if (starts_with(key, kOptimizerStatePrefix)) {
-      const std::string rest = key.substr(std::string(kOptimizerStatePrefix).size());
-      const size_t dot = rest.rfind('.');
-      const size_t index = index_of.at(rest.substr(0, dot));
-      const std::string state_name = rest.substr(dot + 1);
+    } else if (has_prefix(key, kOptimizerStatePrefix)) {
+      const auto [parameter, state_name] = train::split_optimizer_state_key(key);
+      const size_t index = index_of.at(parameter);
       Tensor value = checkpoint.read(key);
       // State shaped as its parameter follows the parameter's dtype (the step count stays int64).
       if (state_name != "step" && value.dtype() != parameters[index].dtype() &&
@@ -147,9 +122,10 @@ std::vector<TensorFragment> whole_state_fragments(const Module& model, const opt
   if (parts < 1 || part < 0 || part >= parts)
     fail("whole_state_fragments: expected 0 <= part < parts, got part ", part, " of ", parts);
   std::vector<TensorFragment> fragments;
-  for (const auto& [name, tensor] : model.state_dict()) add_part(fragments, kModelPrefix + name, tensor, part, parts);
+  for (const auto& [name, tensor] : model.state_dict())
+    add_part(fragments, train::model_key(name), tensor, part, parts);
 
-  const std::vector<std::string> names = parameter_names(model, optimizer, "whole_state_fragments");
+  const std::vector<std::string> names = train::optimizer_parameter_names(model, optimizer, "whole_state_fragments");
   size_t index = 0;
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g) {
     const optim::ParamGroup& group = optimizer.param_group(g);
@@ -163,9 +139,9 @@ std::vector<TensorFragment> whole_state_fragments(const Module& model, const opt
   for (size_t i = 0; i < optimizer.num_parameters(); ++i) {
     const optim::ParameterState& state = optimizer.state(i);
     if (state.step == 0 && state.tensors.empty()) continue;  // never updated: no state, as in its state_dict
-    const std::string prefix = kOptimizerStatePrefix + names[i] + ".";
-    add_part(fragments, prefix + "step", optim::int64_scalar(state.step), part, parts);
-    for (const auto& [name, tensor] : state.tensors) add_part(fragments, prefix + name, tensor, part, parts);
+    add_part(fragments, train::optimizer_state_key(names[i], "step"), optim::int64_scalar(state.step), part, parts);
+    for (const auto& [name, tensor] : state.tensors)
+      add_part(fragments, train::optimizer_state_key(names[i], name), tensor, part, parts);
   }
   return fragments;
 }

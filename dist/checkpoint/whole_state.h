@@ -5,7 +5,8 @@
 // the other way round. Optimizer state is named by parameter name, not by the optimizer's
 // parameter index, so it survives any re-partitioning:
 //   optimizer "state.<i>.exp_avg"  <->  "optimizer.state.<name of parameter i>.exp_avg"
-// where the name is the model's (named_parameters) for the optimizer's i-th parameter.
+// where the name is the model's (named_parameters) for the optimizer's i-th parameter — the
+// naming a single-file checkpoint uses too (train/checkpoint_names.h).
 //
 //   dist::save_whole_state("ckpt/step-1000", *model, optimizer, state, &dist::world());
 //   ...

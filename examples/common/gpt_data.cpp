@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "examples/common/program_exit.h"
+#include "tools/command_line/program_exit.h"
 
 namespace dtrain::examples {
 

@@ -4,7 +4,7 @@
 #include <system_error>
 
 #include "core/error.h"
-#include "examples/common/program_exit.h"
+#include "tools/command_line/program_exit.h"
 
 namespace dtrain::examples {
 

@@ -3,7 +3,7 @@
 #include "core/cuda_device.h"
 #include "core/dtype.h"
 #include "dist/device_choice.h"
-#include "examples/common/program_exit.h"
+#include "tools/command_line/program_exit.h"
 
 namespace dtrain::examples {
 

@@ -8,7 +8,7 @@
 
 #include "core/device.h"
 #include "dist/model_consistency.h"
-#include "examples/common/flags.h"
+#include "tools/command_line/flags.h"
 #include "train/trainer.h"
 
 namespace dtrain::examples {

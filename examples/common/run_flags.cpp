@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/parallel.h"
-#include "examples/common/program_exit.h"
+#include "tools/command_line/program_exit.h"
 #include "train/trainer_checkpoint_source.h"
 
 namespace dtrain::examples {

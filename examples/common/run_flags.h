@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <string>
 
-#include "dist/model_consistency.h"
-#include "examples/common/flags.h"
 #include "data/dataloader.h"
+#include "dist/model_consistency.h"
+#include "tools/command_line/flags.h"
 #include "train/optimizer_choice.h"
 #include "train/trainer.h"
 

@@ -75,14 +75,22 @@ TEST_CASE("a checkpoint is one safetensors file: model.*, optimizer.* and the st
   CHECK(files.size() == 1);  // no temporary file left behind
 
   SafetensorsFile file = load_safetensors(directory / "run.safetensors");
+  // Optimizer state under the parameter's name (the optimizer's parameter 3 is the model's
+  // "3.bias"), as sharded and consolidated files name it; no key by index.
   for (const char* name : {"model.0.weight", "model.0.bias", "model.3.weight", "model.3.bias",
-                           "optimizer.param_groups.0.lr", "optimizer.state.0.exp_avg", "optimizer.state.3.exp_avg_sq",
-                           "optimizer.state.0.step"}) {
+                           "optimizer.param_groups.0.lr", "optimizer.param_groups.0.params",
+                           "optimizer.state.0.weight.exp_avg", "optimizer.state.3.bias.exp_avg_sq",
+                           "optimizer.state.0.weight.step"}) {
     INFO("tensor " << name);
     CHECK(file.tensors.count(name) == 1);
   }
+  CHECK(file.tensors.size() == run.model->state_dict().size() + run.optimizer.state_dict().size());
+  CHECK(file.tensors.count("optimizer.state.0.exp_avg") == 0);
   CHECK(same_bytes(file.tensors.at("model.0.weight"), run.model->state_dict().at("0.weight")));
-  CHECK(file.metadata.at("format") == "dtrain.checkpoint.v1");
+  CHECK(same_bytes(file.tensors.at("optimizer.state.3.bias.exp_avg_sq"),
+                   run.optimizer.state(3).tensors.at("exp_avg_sq")));
+  CHECK(file.tensors.at("optimizer.state.0.weight.step").item<int64_t>() == 3);
+  CHECK(file.metadata.at("format") == "dtrain.checkpoint.v2");
   CHECK(file.metadata.at("optimizer") == "AdamW");
   CHECK(file.metadata.at("step") == "3");
   CHECK(file.metadata.at("generator.default.seed") == "1");
@@ -198,8 +206,9 @@ TEST_CASE("an optimizer that does not fit is refused, and the model is not loade
     optim::AdamW adamw(first_layer, {.lr = 0.01});
     Snapshot before(*model, adamw);
     REQUIRE_THROWS_WITH(load_checkpoint(directory / "run.safetensors", *model, adamw),
-                        Contains((directory / "run.safetensors").string()) && Contains("optimizer") &&
-                            Contains("param_groups.0.params"));
+                        Contains((directory / "run.safetensors").string()) &&
+                            Contains("'optimizer.state.3.weight.exp_avg'") &&
+                            Contains("a parameter '3.weight' that the optimizer does not have"));
     require_same(before, Snapshot(*model, adamw));
   }
 }
@@ -269,7 +278,8 @@ TEST_CASE("bad or missing checkpoint metadata is refused, naming the file and th
   Run run(1, 1);
   std::map<std::string, Tensor> tensors;
   for (const auto& [name, tensor] : run.model->state_dict()) tensors["model." + name] = tensor;
-  for (const auto& [key, tensor] : run.optimizer.state_dict()) tensors["optimizer." + key] = tensor;
+  tensors.merge(named_optimizer_state(run.optimizer.state_dict(),
+                                      optimizer_parameter_names(*run.model, run.optimizer, "the test")));
   std::filesystem::path path = directory / "run.safetensors";
   Snapshot before(*run.model, run.optimizer);
 

@@ -19,6 +19,7 @@
 #include "tests/dist/test_sharded_checkpoint_support.h"
 #include "tests/examples/run_program.h"
 #include "train/checkpoint.h"
+#include "train/load_weights.h"
 
 using namespace dtrain;
 using namespace dtrain::dist;
@@ -159,15 +160,17 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
                    &world());
   if (world().rank() != 0) return;
 
-  // The weights, under the model's own names.
+  // The weights, under their checkpoint names ("model.<name>").
   ConsolidateSummary summary = consolidate_checkpoint(checkpoint_dir, dir / "model.safetensors");
   CHECK(summary.step == kStepsBefore);
   CHECK(summary.saved_world_size == world().size());
   CHECK(summary.tensors == 6);  // three Linear layers
   SafetensorsFile weights = load_safetensors(dir / "model.safetensors");
   CHECK(weights.metadata.at("step") == std::to_string(kStepsBefore));
+  CHECK(weights.tensors.size() == 6);
+  CHECK(weights.tensors.count("model.0.weight") == 1);
   std::shared_ptr<Module> single = make_mlp(99);
-  single->load_state_dict(weights.tensors);
+  train::load_weights(*single, dir / "model.safetensors");
   CHECK(same_parameters(*single, *trained.model));
 
   // Every tensor, under its checkpoint name.
@@ -178,7 +181,7 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
                    trained.optimizer->state(1).tensors.at("exp_avg_sq")));
   CHECK(all.tensors.at("optimizer.state.4.bias.step").item<int64_t>() == kStepsBefore);
 
-  // A train/checkpoint.h training checkpoint: model, optimizer by index, the training state.
+  // A train/checkpoint.h training checkpoint: model, optimizer, the training state.
   Trained through{make_mlp(98), nullptr};
   through.optimizer = make_adamw(*through.model);
   consolidate_training_checkpoint(checkpoint_dir, dir / "training.safetensors", *through.model, *through.optimizer);
@@ -200,7 +203,7 @@ TEST_CASE("Consolidation writes one file a single process loads: weights, every 
     CHECK(result.exit_code == 0);
     CHECK_THAT(result.out, Contains("wrote 6 tensors") && Contains("of step 3"));
     std::shared_ptr<Module> from_command = make_mlp(96);
-    from_command->load_state_dict(load_safetensors(dir / "cli.safetensors").tensors);
+    train::load_weights(*from_command, dir / "cli.safetensors");
     CHECK(same_parameters(*from_command, *trained.model));
 
     auto refused = run_program(DTRAIN_CONSOLIDATE_PROGRAM, {dir.path().string(), (dir / "none.safetensors").string()});

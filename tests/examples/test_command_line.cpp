@@ -1,4 +1,5 @@
-// The examples' command line: --help, bad flags, missing data. Each failure must be one line on
+// Every program's command line (the examples and the tools share tools/command_line/): --help,
+// bad flags and arguments, missing data. Each failure must be one line on
 // stderr and exit code 2, never an abort.
 #include <catch2/catch.hpp>
 
@@ -75,4 +76,71 @@ TEST_CASE("a checkpoint that cannot be read exits 2 with a one-line reason namin
   require_usage_error(run_program(kMlpProgram, {"--steps", "1", "--hidden", "8", "--zero-stage", "1", "--resume",
                                                 "/nonexistent/run.safetensors"}),
                       "mlp", "a ZeRO run resumes from a sharded checkpoint directory");
+}
+
+TEST_CASE("every program, examples and tools, shares the parser: --help lists its flags and exits 0") {
+  struct Program {
+    std::string path, name;
+    std::vector<std::string> listed;
+  };
+  std::vector<Program> programs{
+      {kDemoProgram, "demo", {"--steps", "--seed", "--lr"}},
+      {kMlpProgram, "mlp", {"--batch", "--epochs"}},
+      {kGptProgram, "gpt", {"--batch", "--d-model"}},
+      {kConvertProgram, "dtrain-convert", {"<direction>", "<input>", "<output>", "--vocabulary", "--heads"}}};
+  if (std::string(kConsolidateProgram).empty()) {
+    WARN("dtrain-consolidate is not built (no dtrain_dist): its --help is not checked");
+  } else {
+    programs.push_back(
+        {kConsolidateProgram,
+         "dtrain-consolidate",
+         {"<checkpoint directory>", "<output.safetensors>", "--all", "--verify"}});
+  }
+  for (const Program& program : programs) {
+    ProgramResult result = run_program(program.path, {"--help"});
+    INFO(program.name << " stdout: " << result.out << "\nstderr: " << result.err);
+    CHECK(result.exit_code == 0);
+    CHECK(result.err.empty());
+    // One style: the usage line, the flags' section, --help last.
+    CHECK_THAT(result.out, StartsWith("usage: " + program.name + " [flags]") && Contains("\nflags:\n"));
+    const std::vector<std::string> lines = lines_of(result.out);
+    REQUIRE_FALSE(lines.empty());
+    CHECK_THAT(lines.back(), StartsWith("  --help") && Contains("show this text"));
+    for (const std::string& flag : program.listed) CHECK_THAT(result.out, Contains("  " + flag + " "));
+  }
+}
+
+TEST_CASE("every program's usage error is one line naming the bad flag or argument, exit code 2") {
+  require_usage_error(run_program(kDemoProgram, {"--no-such-flag"}), "demo", "unknown flag --no-such-flag");
+  require_usage_error(run_program(kDemoProgram, {"--steps", "x"}), "demo", "--steps expects an integer, got 'x'");
+  require_usage_error(run_program(kDemoProgram, {"--steps", "0"}), "demo", "--steps must be >= 1, got 0");
+  require_usage_error(run_program(kDemoProgram, {"stray"}), "demo", "unexpected argument 'stray'");
+
+  require_usage_error(run_program(kConvertProgram, {"--colour"}), "dtrain-convert", "unknown flag --colour");
+  require_usage_error(run_program(kConvertProgram, {"sideways", "a", "b"}), "dtrain-convert",
+                      "<direction> expects one of from-hugging-face, to-hugging-face, got 'sideways'");
+  require_usage_error(run_program(kConvertProgram, {"from-hugging-face", "a"}), "dtrain-convert", "missing <output>");
+  require_usage_error(run_program(kConvertProgram, {"to-hugging-face", "a", "b"}), "dtrain-convert",
+                      "to-hugging-face needs --heads N");
+  require_usage_error(run_program(kConvertProgram, {"from-hugging-face", "a", "b", "--vocabulary", "-3"}),
+                      "dtrain-convert", "--vocabulary must be >= 1, got -3");
+  require_usage_error(run_program(kConvertProgram, {"from-hugging-face", "a", "b", "--heads"}), "dtrain-convert",
+                      "--heads needs a value");
+
+  if (std::string(kConsolidateProgram).empty()) {
+    WARN("dtrain-consolidate is not built (no dtrain_dist): its usage errors are not checked");
+    return;
+  }
+  require_usage_error(run_program(kConsolidateProgram, {"--colour", "a", "b"}), "dtrain-consolidate",
+                      "unknown flag --colour");
+  require_usage_error(run_program(kConsolidateProgram, {"a"}), "dtrain-consolidate", "missing <output.safetensors>");
+  require_usage_error(run_program(kConsolidateProgram, {"a", "b", "c"}), "dtrain-consolidate",
+                      "unexpected argument 'c'");
+  require_usage_error(run_program(kConsolidateProgram, {"a", "b", "--all=maybe"}), "dtrain-consolidate",
+                      "--all expects true or false, got 'maybe'");
+  // Not a usage error: a checkpoint that cannot be read exits 1, one line naming it.
+  ProgramResult missing = run_program(kConsolidateProgram, {"/nonexistent/ckpt", "/nonexistent/out.safetensors"});
+  CHECK(missing.exit_code == 1);
+  CHECK(lines_of(missing.err).size() == 1);
+  CHECK_THAT(missing.err, StartsWith("dtrain-consolidate: error: ") && Contains("/nonexistent/ckpt"));
 }

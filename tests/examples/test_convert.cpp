@@ -49,9 +49,9 @@ TEST_CASE("dtrain-convert: transformers' GPT-2 to dtrain and back, with the conf
   CHECK(converted.verified);  // dtrain's writer adds the checksums
   dtrain::train::NamedTensors expected = dtrain::train::gpt2_from_hugging_face(hugging_face.tensors, 384);
   REQUIRE(converted.tensors.size() == expected.size());
-  for (const auto& [name, tensor] : expected) {
+  for (const auto& [name, tensor] : expected) {  // under the checkpoint naming, "model.<name>"
     INFO(name);
-    CHECK(same_bytes(converted.tensors.at(name), tensor));
+    CHECK(same_bytes(converted.tensors.at("model." + name), tensor));
   }
 
   ProgramResult out = run_program(kConvertProgram, {"to-hugging-face", (folder / "dtrain.safetensors").string(),

@@ -1,18 +1,22 @@
 #pragma once
-// FlagParser: "--name value" and "--name=value" command-line flags bound to variables, with a
+// FlagParser: the command line of every dtrain program (the examples and the tools) — "--name
+// value" and "--name=value" flags bound to variables, required arguments in order, and a
 // generated --help. Each variable's value at add() time is its default and shows in --help.
 //
 //   int64_t batch = 128;
 //   FlagParser flags("mlp", "Trains an MLP on Fashion-MNIST.");
 //   flags.add("batch", batch, "examples per step");
 //   flags.parse(argc, argv);  // --help: usage on stdout, exit 0; a bad flag: one line, exit 2
+//
+// Run under run_program (tools/command_line/program_exit.h), which turns what parse throws into
+// that output and exit code.
 #include <cstdint>
 #include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
-namespace dtrain::examples {
+namespace dtrain::command_line {
 
 class FlagParser {
  public:
@@ -27,6 +31,10 @@ class FlagParser {
   // A string that must be one of choices.
   void add_choice(const std::string& name, std::string& value, std::vector<std::string> choices,
                   const std::string& help);
+  // A required argument without a flag ("<name>" in the usage line), taken from the arguments
+  // that do not start with "--", in the order added; choices, when given, are its only values.
+  void add_argument(const std::string& name, std::string& value, const std::string& help,
+                    std::vector<std::string> choices = {});
 
   // --help shows text as the flag's default instead of the variable's value, for a default
   // computed after parsing ("a tenth of --steps").
@@ -35,7 +43,7 @@ class FlagParser {
   // Sets the bound variables from argv and returns the names of the flags argv gave (so a
   // program can tell a value the user chose from a default). Throws ProgramExit: code 0 with the
   // usage text for --help, code 2 naming the problem for an unknown flag, a missing or malformed
-  // value.
+  // value, a missing or extra argument.
   std::set<std::string> parse(int argc, char** argv) const;
 
   std::string usage() const;
@@ -52,11 +60,18 @@ class FlagParser {
 
   void add_flag(const std::string& name, Target target, const std::string& help, std::vector<std::string> choices = {});
   const Flag* find(const std::string& name) const;
-  void assign(const Flag& flag, const std::string& value) const;
+  // what: "--batch" for a flag, "<direction>" for an argument (in messages).
+  void assign(const Flag& flag, const std::string& what, const std::string& value) const;
 
   std::string program_;
   std::string summary_;
   std::vector<Flag> flags_;
+  std::vector<Flag> arguments_;
 };
 
+}  // namespace dtrain::command_line
+
+// The examples (examples/) call it by their own namespace's name.
+namespace dtrain::examples {
+using command_line::FlagParser;
 }  // namespace dtrain::examples

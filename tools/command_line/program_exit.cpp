@@ -1,9 +1,9 @@
-#include "examples/common/program_exit.h"
+#include "tools/command_line/program_exit.h"
 
 #include <cstdio>
 #include <exception>
 
-namespace dtrain::examples {
+namespace dtrain::command_line {
 
 namespace {
 
@@ -39,4 +39,4 @@ int run_program(const std::string& program, const std::function<void()>& body) {
   }
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::command_line

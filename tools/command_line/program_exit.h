@@ -1,14 +1,14 @@
 #pragma once
-// How the examples end early: a ProgramExit carries the exit code and a one-line message. The
-// examples' main() runs everything through run_program, which turns a ProgramExit or any error
-// into that message and code, never into an abort.
+// How every dtrain program (the examples and the tools) ends early: a ProgramExit carries the
+// exit code and a one-line message. Each main() runs everything through run_program, which
+// turns a ProgramExit or any error into that message and code, never into an abort.
 #include <functional>
 #include <stdexcept>
 #include <string>
 
 #include "core/error.h"
 
-namespace dtrain::examples {
+namespace dtrain::command_line {
 
 // Exit codes: 0 after --help, 2 for a usage problem (a bad flag, a missing dataset), 1 for any
 // other failure while running.
@@ -47,4 +47,14 @@ auto read_input(const Read& read) {
   }
 }
 
+}  // namespace dtrain::command_line
+
+// The examples (examples/) call these by their own namespace's names.
+namespace dtrain::examples {
+using command_line::kExitFailure;
+using command_line::kExitUsage;
+using command_line::ProgramExit;
+using command_line::read_input;
+using command_line::run_program;
+using command_line::usage_error;
 }  // namespace dtrain::examples

@@ -1,17 +1,19 @@
-#include "examples/common/flags.h"
+#include "tools/command_line/flags.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <type_traits>
 
-#include "examples/common/program_exit.h"
+#include "core/error.h"
+#include "tools/command_line/program_exit.h"
 
-namespace dtrain::examples {
+namespace dtrain::command_line {
 
 namespace {
 
@@ -74,6 +76,11 @@ void FlagParser::add_choice(const std::string& name, std::string& value, std::ve
   add_flag(name, &value, help, std::move(choices));
 }
 
+void FlagParser::add_argument(const std::string& name, std::string& value, const std::string& help,
+                              std::vector<std::string> choices) {
+  arguments_.push_back({name, &value, help, "", std::move(choices)});
+}
+
 void FlagParser::add_flag(const std::string& name, Target target, const std::string& help,
                           std::vector<std::string> choices) {
   std::string default_text = std::visit([](const auto* value) { return value_text(value); }, target);
@@ -91,9 +98,9 @@ const FlagParser::Flag* FlagParser::find(const std::string& name) const {
   return found == flags_.end() ? nullptr : &*found;
 }
 
-void FlagParser::assign(const Flag& flag, const std::string& value) const {
+void FlagParser::assign(const Flag& flag, const std::string& what, const std::string& value) const {
   auto reject = [&](const char* expected) {
-    usage_error("--", flag.name, " expects ", expected, ", got '", value, "' (see --help)");
+    usage_error(what, " expects ", expected, ", got '", value, "' (see --help)");
   };
   if (!flag.choices.empty() && std::find(flag.choices.begin(), flag.choices.end(), value) == flag.choices.end()) {
     std::string list;
@@ -121,11 +128,20 @@ void FlagParser::assign(const Flag& flag, const std::string& value) const {
 
 std::set<std::string> FlagParser::parse(int argc, char** argv) const {
   std::set<std::string> given;
+  size_t arguments_taken = 0;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];
     if (argument == "--help" || argument == "-h") throw ProgramExit(0, usage());
     if (argument.rfind("--", 0) != 0) {
-      usage_error("unexpected argument '", argument, "' (flags start with --; see --help)");
+      if (arguments_taken == arguments_.size()) {
+        usage_error("unexpected argument '", argument, "' (",
+                    arguments_.empty() ? std::string("flags start with --")
+                                       : detail::concat("expected ", arguments_.size(), " arguments"),
+                    "; see --help)");
+      }
+      const Flag& expected = arguments_[arguments_taken++];
+      assign(expected, "<" + expected.name + ">", argument);
+      continue;
     }
 
     std::string name = argument.substr(2);
@@ -145,23 +161,41 @@ std::set<std::string> FlagParser::parse(int argc, char** argv) const {
       if (i + 1 >= argc) usage_error("--", name, " needs a value (see --help)");
       value = argv[++i];
     }
-    assign(*flag, value);
+    assign(*flag, "--" + name, value);
     given.insert(name);
+  }
+  if (arguments_taken < arguments_.size()) {
+    usage_error("missing <", arguments_[arguments_taken].name, "> (see --help)");
   }
   return given;
 }
 
 std::string FlagParser::usage() const {
   std::ostringstream text;
-  text << "usage: " << program_ << " [flags]\n" << summary_ << "\n\nflags:\n";
-  size_t width = 0;
+  text << "usage: " << program_ << " [flags]";
+  for (const Flag& argument : arguments_) text << " <" << argument.name << ">";
+  text << "\n" << summary_ << "\n";
+  size_t width = 4;  // "help"
   for (const Flag& flag : flags_) width = std::max(width, flag.name.size());
+  for (const Flag& argument : arguments_) width = std::max(width, argument.name.size());
+  if (!arguments_.empty()) text << "\narguments:\n";
+  for (const Flag& argument : arguments_) {
+    // Lined up with the flags' help: "<name>" is as wide as "--name".
+    text << "  <" << argument.name << ">" << std::string(width - argument.name.size() + 2, ' ') << argument.help;
+    if (!argument.choices.empty()) {
+      std::string list;
+      for (const std::string& choice : argument.choices) list += (list.empty() ? "" : ", ") + choice;
+      text << " (one of " << list << ")";
+    }
+    text << "\n";
+  }
+  text << "\nflags:\n";
   for (const Flag& flag : flags_) {
     text << "  --" << flag.name << std::string(width - flag.name.size() + 2, ' ') << flag.help << " (default "
          << flag.default_text << ")\n";
   }
-  text << "  --help" << std::string(width >= 4 ? width - 4 + 2 : 2, ' ') << "show this text\n";
+  text << "  --help" << std::string(width - 4 + 2, ' ') << "show this text\n";
   return text.str();
 }
 
-}  // namespace dtrain::examples
+}  // namespace dtrain::command_line

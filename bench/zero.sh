@@ -42,6 +42,8 @@ fit_ranks=${FIT_RANKS:-4}
 fit_model=${FIT_MODEL:---d-model 512 --heads 8 --context 64 --batch 1}
 fit_modes=${FIT_MODES:-ddp 1 2 3}
 fit_setup=${FIT_SETUP:-0}
+# The PyTorch side: Debian's python3-torch, or PYTHON=venv/bin/python for a torch from PyPI.
+python=${PYTHON:-/usr/bin/python3}
 dtrain_bench=$build/bench/bench_zero
 torch_bench=$repo/bench/zero_torch.py
 if [[ ! -x $dtrain_bench ]]; then
@@ -61,7 +63,7 @@ run() {  # ranks configuration: "dtrain ddp" | "dtrain 0".."dtrain 3" | "pytorch
   local ranks=$1 library=$2 mode=$3
   # shellcheck disable=SC2086  # model is a list of flags
   if [[ $library == pytorch ]]; then
-    "${mpi[@]}" -np "$ranks" /usr/bin/python3 "$torch_bench" --mode "$mode" --steps "$steps" --warmup "$warmup" $model
+    "${mpi[@]}" -np "$ranks" "$python" "$torch_bench" --mode "$mode" --steps "$steps" --warmup "$warmup" $model
   elif [[ $mode == ddp ]]; then
     "${mpi[@]}" -np "$ranks" "$dtrain_bench" --ddp --steps "$steps" --warmup "$warmup" $model
   else
@@ -72,10 +74,10 @@ run() {  # ranks configuration: "dtrain ddp" | "dtrain 0".."dtrain 3" | "pytorch
 load() { uptime | sed 's/.*load average/load average/'; }
 echo "load before: $(load)" >&2
 configurations=("dtrain ddp" "dtrain 0" "dtrain 1" "dtrain 2" "dtrain 3")
-if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+if "$python" -c 'import torch' 2>/dev/null; then
   configurations+=("pytorch ddp" "pytorch zero1")
 else
-  echo "zero.sh: /usr/bin/python3 cannot import torch (Debian's python3-torch): the PyTorch rows are left out" >&2
+  echo "zero.sh: $python cannot import torch: the PyTorch rows are left out (PYTHON=<a venv's python> picks another)" >&2
 fi
 for ((round = 0; round < rounds; ++round)); do
   for ranks in $rank_counts; do

@@ -1,6 +1,7 @@
 #include "core/backend.h"
 
 #include <array>
+#include <cstddef>
 #include <string>
 #include <utility>
 

@@ -1,5 +1,6 @@
 #include "dist/zero/gradient_sharder.h"
 
+#include <cstdint>
 #include <exception>
 #include <utility>
 

@@ -6,7 +6,8 @@
 //   mpirun -np N bench_zero [--stage 0|1|2|3 | --ddp] [--compute fp32|bf16] [--threads 1]
 //                           [--steps 5] [--warmup 2] [--batch 4] [--context 64] [--d-model 512]
 //                           [--layers 8] [--heads 8] [--memory-limit-mb MB] [--cap-setup]
-//                           [--sharded-construction]
+//                           [--sharded-construction] [--bucket-cap-mb MB]
+//                           [--reduce-in-flight-cap-mb MB] [--prefetch-mb MB]
 //
 // The model is bench::BenchGpt (bench/train_step_models.h).
 //
@@ -22,13 +23,13 @@
 // Rank 0 prints one line of key=value pairs: the step's median and fastest milliseconds (a step's
 // time is its slowest rank's) and its phases on rank 0 (forward with the loss — at stages 1-2 it
 // also waits for the previous step's all-gathers, at stage 3 it gathers; backward, which at
-// stages 2-3 and in DDP includes the gradient reductions; optimizer: zero.step() or AdamW, which
-// at stages 0-1 reduces the gradients first), CPU time per step on rank 0 and cores_busy (every
-// rank's CPU time over the step's wall time and the cores the job can use: well below 1, other
-// work took cores; but Open MPI busy-polls, so a rank waiting for a descheduled peer counts as
-// busy and 1 does not prove a quiet run), then memory, the maximum over ranks of: the peak bytes
-// tensors held during training (peak_bytes; per tag: *_peak_bytes, each its own peak; forward
-// does not tag activations, they count as other) and during setup, and max_rss_mb;
+// every stage and in DDP includes the gradient reductions; optimizer: zero.step() or AdamW), CPU
+// time per step on rank 0 and cores_busy (every rank's CPU time over the step's wall time and the
+// cores the job can use: well below 1, other work took cores; but Open MPI busy-polls, so a rank
+// waiting for a descheduled peer counts as busy and 1 does not prove a quiet run), then memory,
+// the maximum over ranks of: the peak bytes tensors held during training (peak_bytes; per tag:
+// *_peak_bytes, each its own peak; forward does not tag activations, they count as other) and
+// during setup, and max_rss_mb;
 // the model state held after the last step by the rank that holds the most (model_state_bytes:
 // parameters + gradients + optimizer state, padding included), the paper's formula for that rank
 // (formula_bytes; DDP: 16Ψ) and its padding; formula_ok=1 when on every rank the model state less
@@ -43,6 +44,7 @@
 #include <ctime>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +77,10 @@ struct Arguments {
   double memory_limit_mb = 0;  // 0: none
   bool cap_setup = false;      // the cap holds while building too
   bool sharded_construction = false;
+  // ZeroOptions' communication sizes (MiB); unset: the library's defaults.
+  std::optional<double> bucket_cap_mb;
+  std::optional<double> reduce_in_flight_cap_mb;
+  std::optional<double> prefetch_mb;
 };
 
 [[noreturn]] void usage(const char* problem) {
@@ -113,6 +119,9 @@ Arguments parse(int argc, char** argv) {
     else if (flag == "--layers") arguments.layers = std::atoll(value.c_str());
     else if (flag == "--heads") arguments.heads = std::atoll(value.c_str());
     else if (flag == "--memory-limit-mb") arguments.memory_limit_mb = std::atof(value.c_str());
+    else if (flag == "--bucket-cap-mb") arguments.bucket_cap_mb = std::atof(value.c_str());
+    else if (flag == "--reduce-in-flight-cap-mb") arguments.reduce_in_flight_cap_mb = std::atof(value.c_str());
+    else if (flag == "--prefetch-mb") arguments.prefetch_mb = std::atof(value.c_str());
     else usage(("unknown flag " + flag).c_str());
   }
   if (arguments.stage < -1 || arguments.stage > 3) usage("--stage takes 0, 1, 2 or 3");
@@ -228,6 +237,9 @@ int main(int argc, char** argv) {
     } else {
       dist::ZeroOptions options{.stage = arguments.stage};
       if (arguments.bf16) options.compute_dtype = kBFloat16;
+      if (arguments.bucket_cap_mb) options.bucket_cap_mb = *arguments.bucket_cap_mb;
+      if (arguments.reduce_in_flight_cap_mb) options.reduce_in_flight_cap_mb = *arguments.reduce_in_flight_cap_mb;
+      if (arguments.prefetch_mb) options.prefetch_mb = *arguments.prefetch_mb;
       zero = std::make_unique<dist::ZeroOptimizer>(model, deferred, dist::zero_optimizer<optim::AdamW>(adamw), options);
       if (deferred) setup_bound = static_cast<double>(dist::sharded_setup_bound(*zero).total());
     }

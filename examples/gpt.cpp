@@ -12,6 +12,7 @@
 //   build/gpt --init-from weights.safetensors --steps 100   # start from weights only (same shape flags)
 //   build/gpt --help
 //   mpirun -np 2 build/gpt --threads 1        # data-parallel (DDP): --batch is per rank
+//   mpirun -np 2 build/gpt --threads 1 --comm powersgd:4   # a slow network: README, "Slow networks"
 //   mpirun -np 8 build/gpt --model gpt2-124m --data train.bin --val-data val.bin   # one GPU per rank
 //   mpirun -np 4 build/gpt --zero-stage 2 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>

@@ -10,6 +10,7 @@
 //   build/mlp --init-from weights.safetensors --epochs 1    # start from weights only
 //   build/mlp --help
 //   mpirun -np 2 build/mlp --threads 1        # data-parallel (DDP): --batch is per rank
+//   mpirun -np 2 build/mlp --threads 1 --comm powersgd:4   # a slow network: README, "Slow networks"
 //   mpirun -np 4 build/mlp --zero-stage 3 --precision bf16 --checkpoint run-dir   # ZeRO, sharded
 #include <algorithm>
 #include <cstdint>

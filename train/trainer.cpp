@@ -11,12 +11,14 @@
 #include "dist/checkpoint/sharded_checkpoint.h"
 #include "dist/checkpoint/sharded_save.h"
 #include "dist/checkpoint/whole_state.h"
+#include "dist/communication_volume.h"
 #include "dist/init.h"
 #include "optim/clip_grad.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_rotation.h"
 #include "train/load_weights.h"
 #include "train/trainer_checkpoint_source.h"
+#include "train/trainer_communication.h"
 
 namespace dtrain::train {
 
@@ -71,6 +73,20 @@ void check_options(const TrainerOptions& options) {
   if (!(options.grad_clip >= 0)) fail("Trainer: grad_clip must be >= 0, got ", options.grad_clip);
   if (options.checkpoint_every < 0) fail("Trainer: checkpoint_every must be >= 0, got ", options.checkpoint_every);
   if (options.keep_checkpoints < 0) fail("Trainer: keep_checkpoints must be >= 0, got ", options.keep_checkpoints);
+  if (options.communication != kExactCommunication) {
+    check_communication_spec(options.communication);
+    if (options.data_parallel != DataParallel::DDP) {
+      fail("Trainer: communication '", options.communication, "' replaces DDP's all-reduce: it needs ",
+           "DataParallel::DDP, got ", data_parallel_name(options.data_parallel));
+    }
+    if (options.precision && is_half(*options.precision)) {
+      fail("Trainer: communication '", options.communication, "' runs on fp32 DDP; ", dtype_name(*options.precision),
+           " training runs as ZeRO stage 0, which has no communication hooks");
+    }
+  }
+  if (options.communication_start_step < 0) {
+    fail("Trainer: communication_start_step must be >= 0, got ", options.communication_start_step);
+  }
 }
 
 }  // namespace
@@ -94,7 +110,9 @@ Trainer::Trainer(std::shared_ptr<Module> model, OptimizerFactory optimizer, Trai
                              {"zero_stage", std::to_string(options_.zero_stage)},
                              {"precision", dtype_name(compute_dtype_)},
                              {"grad_accum", std::to_string(options_.grad_accum)},
-                             {"grad_clip", setting_text(options_.grad_clip)}};
+                             {"grad_clip", setting_text(options_.grad_clip)},
+                             {"communication", options_.communication},
+                             {"communication_start_step", std::to_string(options_.communication_start_step)}};
   settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
 
   if (options_.data_parallel == DataParallel::None) {
@@ -105,6 +123,10 @@ Trainer::Trainer(std::shared_ptr<Module> model, OptimizerFactory optimizer, Trai
     ddp_ = std::make_unique<dist::DistributedDataParallel>(
         model_, dist::DistributedDataParallelOptions{.settings = std::move(settings)});
     optimizer_ = optimizer(model_->parameters());
+    if (options_.communication != kExactCommunication) {
+      communication_ =
+          std::make_unique<TrainerCommunication>(options_.communication, options_.communication_start_step, *ddp_);
+    }
     return;
   }
   // ZeRO (DDP in mixed precision: stage 0). The optimizer runs over this rank's pieces of the
@@ -177,12 +199,15 @@ double Trainer::lr() const { return zero_ ? zero_->lr() : optimizer_->lr(); }
 StepReport Trainer::step(const std::function<Tensor(int64_t)>& micro_batch_loss) {
   if (options_.schedule) set_lr(options_.schedule(step_));
   StepReport report{.lr = lr()};
+  const int64_t bytes_before = dist::communication_volume().payload_bytes;
   zero_grad();
   const int64_t micro_batches = options_.grad_accum;
+  // Local steps (local SGD, gossip) all-reduce nothing in backward.
+  const bool synchronized = !communication_ || communication_->synchronizes_gradients(step_);
   double loss_sum = 0;
   for (int64_t i = 0; i < micro_batches; ++i) {
     // DDP all-reduces only the last micro-batch's backward, which adds the accumulated gradients.
-    gradient_sync_ = i + 1 == micro_batches;
+    gradient_sync_ = synchronized && i + 1 == micro_batches;
     Tensor loss;
     try {
       loss = micro_batch_loss(i);
@@ -197,7 +222,9 @@ StepReport Trainer::step(const std::function<Tensor(int64_t)>& micro_batch_loss)
   if (options_.grad_clip > 0) clip_grad_norm(options_.grad_clip);
   report.applied = optimizer_step();
   report.step = ++step_;
+  if (communication_) communication_->after_step(step_);
   report.loss = loss_sum / static_cast<double>(micro_batches);
+  report.communication_bytes = dist::communication_volume().payload_bytes - bytes_before;
   return report;
 }
 
@@ -229,6 +256,12 @@ void Trainer::save(const std::string& path, const TrainingState& state, bool as_
   } else if (rank_or_zero() == 0) {
     train::save_checkpoint(path, *model_, *optimizer_, state);
   }
+  if (communication_ && communication_->has_rank_state()) {
+    // Each rank's own part beside the checkpoint; returns on every rank once all are written.
+    dist::world().barrier()->wait();  // a single file is rank 0's: it exists before the parts
+    communication_->save_rank_state(path, state.step, *model_, *optimizer_);
+    dist::world().barrier()->wait();
+  }
 }
 
 TrainingState Trainer::load(const std::string& path) {
@@ -237,7 +270,9 @@ TrainingState Trainer::load(const std::string& path) {
       fail("resuming ", path, ": a ZeRO run resumes from a sharded checkpoint directory (one that a ZeRO run or a ",
            "mixed-precision run wrote, or dist::save_whole_state), not a single file");
     }
-    return load_checkpoint(path, *model_, *optimizer_);
+    TrainingState state = load_checkpoint(path, *model_, *optimizer_);
+    if (communication_) communication_->load_rank_state(path, state.step, *model_, *optimizer_);
+    return state;
   }
   if (!dist::is_initialized()) fail("Trainer: loading a sharded checkpoint directory (", path, ") needs dist::init()");
   auto checkpoint = dist::ShardedCheckpoint::open(path, &dist::world());
@@ -247,6 +282,7 @@ TrainingState Trainer::load(const std::string& path) {
     dist::load_whole_state(checkpoint, *model_, *optimizer_, &dist::world());
   }
   TrainingState state = checkpoint.training_state();
+  if (communication_) communication_->load_rank_state(path, state.step, *model_, *optimizer_);
   // Saved at another world size, every rank got rank 0's loader position, counted in batches of
   // that world size: continue at the same fraction of the epoch (README, "Sharded checkpoints").
   if (checkpoint.saved_world_size() != dist::world_size()) {
@@ -289,6 +325,7 @@ StateDict Trainer::full_parameters() const {
 bool Trainer::forward_is_collective() const { return zero_ && zero_->stage() == 3; }
 
 std::string Trainer::description() const {
+  if (ddp_ && communication_) return "DDP, " + precision_text(compute_dtype_) + ", " + communication_->description();
   if (ddp_) return "DDP, " + precision_text(compute_dtype_);
   if (!zero_) return "no data parallelism, " + precision_text(compute_dtype_);
   return "ZeRO stage " + std::to_string(zero_->stage()) + ", " + precision_text(compute_dtype_) +

@@ -42,6 +42,8 @@
 
 namespace dtrain::train {
 
+class TrainerCommunication;
+
 // How the ranks share the training, chosen once.
 enum class DataParallel {
   None,  // the model and its optimizer alone: no communication (one process)
@@ -55,6 +57,8 @@ struct StepReport {
   double loss = 0;     // this rank's mean loss over the step's micro-batches
   double lr = 0;       // the learning rate the step used
   bool applied = true; // false when fp16 gradients overflowed and every rank skipped the update
+  // Payload bytes this rank handed to collectives during the step (dist/communication_volume.h).
+  int64_t communication_bytes = 0;
 };
 
 // Makes the optimizer over the given parameters (the model's, or with ZeRO this rank's shard of
@@ -64,6 +68,12 @@ using OptimizerFactory = std::function<std::unique_ptr<optim::Optimizer>(std::ve
 struct TrainerOptions {
   DataParallel data_parallel = DataParallel::DDP;
   int zero_stage = 1;  // Zero only: 0 (replicated), 1 (optimizer state sharded), 2 (+ gradients), 3 (+ parameters)
+  // DDP only, fp32: what the ranks exchange each step (train/trainer_communication.h) — "ddp" (the
+  // exact all-reduce), "bf16", "fp16", "powersgd:4", "int8", "1bit", "topk:0.01", "local-sgd:8",
+  // "gossip". communication_start_step: the compressions all-reduce exactly, local SGD runs DDP
+  // steps, before it.
+  std::string communication = "ddp";
+  int64_t communication_start_step = 0;
   // The dtype forward and backward run in. Unset: the model's own (fp32 or fp64). kBFloat16 or
   // kFloat16: mixed precision, with fp32 master weights and (fp16) dynamic loss scaling. ZeRO
   // keeps the masters, so DDP in mixed precision runs as ZeRO stage 0, its replicated
@@ -174,6 +184,7 @@ class Trainer {
   std::unique_ptr<dist::DistributedDataParallel> ddp_;
   std::unique_ptr<optim::Optimizer> optimizer_;  // DDP and None
   std::unique_ptr<dist::ZeroOptimizer> zero_;
+  std::unique_ptr<TrainerCommunication> communication_;  // DDP with another method than "ddp"
 };
 
 }  // namespace dtrain::train

@@ -31,6 +31,8 @@ class ProgressLine {
   // Items per second and mean loss over the steps since the last printed line.
   double throughput() const { return window_seconds_ > 0 ? window_items_ / window_seconds_ : 0.0; }
   double mean_loss() const { return window_steps_ > 0 ? window_loss_ / window_steps_ : 0.0; }
+  // Mean wall seconds per step over the same window (pauses excluded).
+  double seconds_per_step() const { return window_steps_ > 0 ? window_seconds_ / window_steps_ : 0.0; }
   // Starts a new window for throughput() and mean_loss().
   void reset_window();
 

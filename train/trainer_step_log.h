@@ -1,8 +1,9 @@
 #pragma once
 // StepLog: the usual report after each training step — the progress line (step, loss,
 // throughput, ETA) and, every `every` steps and at the last, one metrics record
-//   {"step":100,"loss":0.4132,"lr":0.001,"samples_per_s":2310.5}
-// whose loss and throughput are the means since the previous record. Rank 0 logs; give the
+//   {"step":100,"loss":0.4132,"lr":0.001,"samples_per_s":2310.5,"step_s":0.0554,"comm_bytes_per_step":3236000}
+// whose loss, throughput, seconds per step and communication (payload bytes this rank handed to
+// collectives, dist/communication_volume.h) are the means since the previous record. Rank 0 logs; give the
 // other ranks an empty metrics path.
 //
 //   train::StepLog log(last_step, "samples", 50, "run.jsonl");
@@ -35,6 +36,8 @@ class StepLog {
   std::string throughput_name_;  // "samples_per_s"
   MetricsLog metrics_;
   ProgressLine progress_;
+  int64_t window_communication_bytes_ = 0;
+  int64_t window_steps_ = 0;
 };
 
 }  // namespace dtrain::train

@@ -1,8 +1,9 @@
 #pragma once
 // The examples' data-parallel flags and how they become train::TrainerOptions: DDP with a plain
 // optimizer (--zero-stage 0, fp32), or ZeRO (--zero-stage 1|2|3, or any stage with --precision
-// bf16|fp16: fp32 master weights in the shard), on the CPU or this rank's GPU (--device). Without
-// mpirun both are a world of one.
+// bf16|fp16: fp32 master weights in the shard), on the CPU or this rank's GPU (--device), and for
+// slow networks DDP with another communication (--comm powersgd:4, int8, local-sgd:8, gossip, ...;
+// README, "Slow networks"). Without mpirun both are a world of one.
 #include <cstdint>
 #include <string>
 
@@ -19,6 +20,9 @@ struct ParallelChoice {
                                    // auto: bf16 on a GPU, fp32 on the CPU
   std::string device = "auto";     // auto | cpu | cuda (dist/device_choice.h)
   int64_t grad_accum = 1;          // micro-batches per optimizer step
+  // DDP (--zero-stage 0, fp32) only: what the ranks exchange (train/trainer_communication.h).
+  std::string communication = "ddp";
+  int64_t communication_start_step = 0;
 };
 
 void add_parallel_flags(FlagParser& flags, ParallelChoice& choice);

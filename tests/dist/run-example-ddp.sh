@@ -2,7 +2,8 @@
 # run-example-ddp.sh: an example program trained data-parallel under mpirun, checked end to end:
 # it exits 0, only rank 0 prints (its header line appears once), and a run stopped halfway,
 # checkpointed by rank 0 and resumed by every rank in new processes ends with a checkpoint
-# byte-for-byte identical to the straight run's.
+# byte-for-byte identical to the straight run's (and so is each rank's own part, where --comm keeps
+# state per rank).
 #
 #   run-example-ddp.sh NP STEPS HALF PROGRAM [ARGS...]
 #   environment: MPIEXEC (default mpirun); the ranks run one OpenMP thread each
@@ -49,4 +50,13 @@ if ! cmp "$scratch/straight.safetensors" "$scratch/resumed.safetensors"; then
   echo "FAILED: the resumed run's final checkpoint differs from the straight run's"
   exit 1
 fi
+# Each rank's own state (--comm with error feedback, local SGD, gossip), where there is one.
+for part in "$scratch"/straight.safetensors.rank-*; do
+  [ -e "$part" ] || continue
+  resumed_part="$scratch/resumed.safetensors.${part#"$scratch"/straight.safetensors.}"
+  if ! cmp "$part" "$resumed_part"; then
+    echo "FAILED: the resumed run's $(basename "$resumed_part") differs from the straight run's"
+    exit 1
+  fi
+done
 echo "$(basename "$program") under mpirun -np $np: rank 0 alone printed; resumed at step $half, final checkpoint identical"

@@ -91,6 +91,9 @@ TEST_CASE("DDP training with each compression lowers the loss of a small model",
     double final_loss = mean_loss(run);
     INFO("with " << run.compression->name() << ": " << final_loss);
     CHECK(final_loss < 0.9 * initial);
+    // And most of the way plain DDP went (at 2 ranks plain DDP reaches 1.02 from 1.41 and the
+    // compressions 1.02 to 1.06).
+    CHECK(final_loss < plain_final + 0.25 * (initial - plain_final));
     // Every rank still holds the same model.
     std::vector<double> losses = gather_scalar(final_loss);
     for (double loss : losses) CHECK(loss == final_loss);
@@ -145,7 +148,7 @@ TEST_CASE("make_gradient_compression: the accepted specs and named errors", "[co
   CHECK(make_gradient_compression("1bit")->name() == "1-bit");
   CHECK(make_gradient_compression("topk:0.01")->name() == "top-1%");
   CHECK(make_gradient_compression("int8", 5)->start_step() == 5);
-  for (const std::string& bad : {"", "gzip", "powersgd", "powersgd:", "powersgd:0", "powersgd:-2", "powersgd:2.5",
+  for (const char* bad : {"", "gzip", "powersgd", "powersgd:", "powersgd:0", "powersgd:-2", "powersgd:2.5",
                                  "powersgd:4x", "int8:2", "1bit:", "topk", "topk:0", "topk:1.5", "topk:abc", "topk:nan"}) {
     INFO("spec \"" << bad << "\"");
     CHECK_THROWS_WITH(make_gradient_compression(bad), Catch::Contains("expected one of \"powersgd:R\""));

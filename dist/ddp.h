@@ -99,6 +99,8 @@ class DistributedDataParallel {
 
   // Replaces how a bucket is reduced (default: all-reduce and average); see comm_hooks.h:
   //   ddp.register_comm_hook(dist::bf16_compress_hook);
+  // or a compression with error feedback (dist/compression/compression.h):
+  //   ddp.register_comm_hook(dist::as_hook(dist::make_gradient_compression("powersgd:4")));
   void register_comm_hook(CommunicationHook hook);
 
   // The most gradient-bucket bytes being reduced at once so far (what reduce_in_flight_cap_mb bounds).

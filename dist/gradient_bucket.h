@@ -31,6 +31,8 @@ class GradientBucket {
 
   // The slot of member (a position in parameter_indices()), shaped like its parameter.
   const Tensor& slot(size_t member) const { return slots_.at(member); }
+  // Every member's slot, in buffer order (what a communication hook sees as the gradients).
+  const std::vector<Tensor>& slots() const { return slots_; }
   // Whether gradient is the slot of member itself (a view of the same bytes and layout).
   bool is_slot(size_t member, const Tensor& gradient) const;
   // Makes parameter's .grad() the slot of member, copying the gradient it has into the slot

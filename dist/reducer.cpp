@@ -238,7 +238,13 @@ WorkHandle GradientReducer::launch(size_t bucket_index) {
     }
     has_local_gradient_[p] = parameter.grad().defined() ? 1 : 0;
   }
-  return communication_hook_(*group_, bucket.buffer());
+  // Buckets launch strictly in index order (the synchronizer's launch order), so the index is
+  // the launch position a stateful hook keys on, the same on every rank and every step.
+  HookBucket hook_bucket{.index = bucket_index,
+                         .buffer = bucket.buffer(),
+                         .gradients = bucket.slots(),
+                         .is_last = bucket_index + 1 == buckets_.size()};
+  return communication_hook_(*group_, hook_bucket);
 }
 
 void GradientReducer::finish() {

@@ -78,10 +78,10 @@ TEST_CASE("DDP starts a bucket's all-reduce during backward, in bucket order", "
   Tensor first_weight = model->named_parameters().front().second;  // its gradient comes last
   std::vector<bool> first_weight_ready_at_launch;
   std::vector<int64_t> launched_sizes;
-  ddp.register_comm_hook([&](ProcessGroup& group, Tensor& buffer) {
+  ddp.register_comm_hook([&](ProcessGroup& group, HookBucket& bucket) {
     first_weight_ready_at_launch.push_back(first_weight.grad().defined());
-    launched_sizes.push_back(buffer.numel());
-    return allreduce_hook(group, buffer);
+    launched_sizes.push_back(bucket.buffer.numel());
+    return allreduce_hook(group, bucket);
   });
   model->zero_grad();
   Batch mine = rows_of(mlp_batch(0, 2 * world().size(), kFloat64), 2 * world().rank(), 2);

@@ -13,9 +13,11 @@
 // collectives, so communication no longer overlaps compute. It is a mode for finding a bug.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/device.h"
 #include "core/dtype.h"
+#include "dist/point_to_point.h"
 #include "dist/process_group.h"
 
 namespace dtrain::dist {
@@ -24,7 +26,7 @@ namespace dtrain::dist {
 void set_collective_checks(bool enabled);
 bool collective_checks_enabled();
 
-enum class CollectiveKind : uint8_t { AllReduce, Broadcast, AllGather, ReduceScatter, Barrier, Split };
+enum class CollectiveKind : uint8_t { AllReduce, Broadcast, AllGather, ReduceScatter, Barrier, Split, SendReceive };
 const char* collective_kind_name(CollectiveKind kind);
 
 // What one rank asks its group to do: the fields every rank must agree on.
@@ -33,14 +35,16 @@ struct CollectiveCall {
   DType dtype = kFloat32;  // of the tensors (all_reduce .. reduce_scatter)
   DeviceType device = DeviceType::CPU;
   ReduceOp op = ReduceOp::Sum;  // all_reduce, reduce_scatter
-  int64_t numel = 0;            // elements of the (input) tensor; -1 when it is undefined
+  int64_t numel = 0;            // elements of the (input) tensor; -1 when it is undefined;
+                                // send_receive: this rank's operation count
   int64_t root = -1;            // broadcast
   uint64_t sequence = 0;        // the group's count of collectives issued before this one
   std::string argument_error;   // why this rank's arguments were refused; empty when they passed
 
   // "all_reduce(float32, 10 elements, sum, #5)"
   std::string str() const;
-  // Equal in everything but argument_error.
+  // Equal in everything but argument_error; send_receive calls differ between ranks in all but
+  // their kind and sequence number (each rank has its own peers and tensors).
   bool same_call(const CollectiveCall& other) const;
 };
 
@@ -50,6 +54,11 @@ class CollectiveChecker {
   // differs from group rank 0's or a rank's arguments were refused. Blocks until the exchange is
   // done.
   static void check(ProcessGroup& group, const CollectiveCall& mine);
+  // check(), then a second exchange of every rank's operations (kind, peer, dtype, element count;
+  // the longest list sets the size): raises, on every rank alike, when a send and its receive
+  // disagree or a send has no receive (dist/point_to_point.h's pairing).
+  static void check_point_to_point(ProcessGroup& group, const CollectiveCall& mine,
+                                   const std::vector<PointToPoint>& operations);
 };
 
 }  // namespace dtrain::dist

@@ -8,6 +8,7 @@
 #include "dist/device_choice.h"
 #include "dist/distributed_sampler.h"
 #include "dist/init.h"
+#include "dist/model_averaging/model_averaging.h"
 #include "dist/process_group.h"
 #include "dist/terminal_output.h"
 #include "dist/work.h"

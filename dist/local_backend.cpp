@@ -1,8 +1,11 @@
 #include "dist/local_backend.h"
 
+#include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "core/backend.h"
+#include "core/error.h"
 #include "core/grad_mode.h"
 
 namespace dtrain::dist {
@@ -37,6 +40,25 @@ WorkHandle LocalBackend::reduce_scatter(const Tensor& input, Tensor& output, Red
 }
 
 WorkHandle LocalBackend::barrier() { return completed_work(); }
+
+WorkHandle LocalBackend::send_receive(const std::vector<PointToPoint>& operations) {
+  // The group checked that every operation addresses rank 0 and that the sends pair with the
+  // receives (dist/point_to_point.h); the k-th send fills the k-th receive.
+  std::vector<const PointToPoint*> sends;
+  std::vector<const PointToPoint*> receives;
+  for (const PointToPoint& operation : operations) {
+    (operation.kind == PointToPoint::Send ? sends : receives).push_back(&operation);
+  }
+  if (sends.size() != receives.size()) {
+    fail("send_receive: in a world of one every send to rank 0 needs a receive from rank 0, got ",
+         describe_point_to_point(operations));
+  }
+  for (size_t k = 0; k < sends.size(); ++k) {
+    Tensor target = receives[k]->tensor;
+    copy_elements(sends[k]->tensor, target);
+  }
+  return completed_work();
+}
 
 std::unique_ptr<CommunicationBackend> LocalBackend::split(int color, int key) {
   if (color < 0) return nullptr;

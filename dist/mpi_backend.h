@@ -15,6 +15,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/communication_thread.h"
 #include "dist/process_group.h"
@@ -36,6 +37,10 @@ class MpiBackend : public CommunicationBackend {
   WorkHandle all_gather(const Tensor& input, Tensor& output) override;
   WorkHandle reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op) override;
   WorkHandle barrier() override;
+  // One communication-thread task posts every MPI_Isend and MPI_Irecv, then MPI_Waitall: the sends
+  // and receives of a ring all progress together. A receive that got fewer elements than its
+  // tensor holds raises from wait() (a longer message is MPI's truncation error, raised too).
+  WorkHandle send_receive(const std::vector<PointToPoint>& operations) override;
   std::unique_ptr<CommunicationBackend> split(int color, int key) override;
 
  private:

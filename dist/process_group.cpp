@@ -92,6 +92,11 @@ const char* reduce_op_name(ReduceOp op) {
   return "unknown reduce op";
 }
 
+WorkHandle CommunicationBackend::send_receive(const std::vector<PointToPoint>& operations) {
+  fail("send_receive: the ", name(), " communication backend has no point-to-point operations (",
+       describe_point_to_point(operations), "); send CPU tensors instead");
+}
+
 ProcessGroup::ProcessGroup(std::vector<int> ranks, int rank_in_group) : ranks_(std::move(ranks)), rank_(rank_in_group) {
   if (ranks_.empty()) fail("ProcessGroup: expected at least one rank, got none");
   if (rank_ < 0 || rank_ >= size()) {
@@ -126,11 +131,16 @@ CommunicationBackend& ProcessGroup::backend_for(Device device) {
   return *backend;
 }
 
-void ProcessGroup::check_call(CollectiveCall& call, const std::string& argument_error) {
+void ProcessGroup::check_call(CollectiveCall& call, const std::string& argument_error,
+                              const std::vector<PointToPoint>* operations) {
   call.sequence = sequence_number_++;
   call.argument_error = argument_error;
   if (collective_checks_enabled()) {
-    CollectiveChecker::check(*this, call);
+    if (operations) {
+      CollectiveChecker::check_point_to_point(*this, call, *operations);
+    } else {
+      CollectiveChecker::check(*this, call);
+    }
     return;
   }
   if (!argument_error.empty()) fail(argument_error, " (", str(), ")");
@@ -202,6 +212,40 @@ WorkHandle ProcessGroup::barrier() {
   // queued on it, so a failure there is never hidden behind a CPU barrier that succeeds.
   if (CommunicationBackend* cuda = backends_[static_cast<int>(DeviceType::CUDA)].get()) cuda->barrier()->wait();
   return backend_for(Device::cpu()).barrier();
+}
+
+WorkHandle ProcessGroup::send_receive(std::vector<PointToPoint> operations) {
+  CollectiveCall call;
+  call.kind = CollectiveKind::SendReceive;
+  call.numel = static_cast<int64_t>(operations.size());  // the operation count, for messages
+  std::string error = point_to_point_error(operations, size(), rank_);
+  if (error.empty() && !operations.empty()) {
+    const Tensor& first = operations.front().tensor;
+    call.dtype = first.dtype();
+    call.device = first.device().type;
+    // A group makes its CUDA backend collectively, at a collective every rank issues; a
+    // point-to-point call does not involve every rank's tensors, and no CUDA backend but the
+    // local one has point-to-point anyway.
+    if (first.device().is_cuda() && !has_backend(DeviceType::CUDA)) {
+      error = detail::concat("send_receive: point-to-point on cuda tensors is not available (neither NCCL nor the "
+                             "staged path implements it); copy them to the CPU (",
+                             describe_point_to_point(operations), ")");
+    }
+  }
+  check_call(call, error, &operations);
+  if (operations.empty()) return completed_work();
+  CommunicationBackend& backend = backend_for(operations.front().tensor.device());
+  if (!profiler::detail::recording()) [[likely]] return backend.send_receive(operations);
+  std::vector<Tensor> tensors;
+  int64_t sent_bytes = 0;
+  for (const PointToPoint& operation : operations) {
+    tensors.push_back(operation.tensor);
+    if (operation.kind == PointToPoint::Send) sent_bytes += static_cast<int64_t>(operation.tensor.nbytes());
+  }
+  profiler::detail::Scope event(profiler::EventKind::Collective, "send_receive", tensors,
+                                operations.front().tensor.device());
+  event.set_bytes(sent_bytes);
+  return profiled_work(backend.send_receive(operations), "send_receive");
 }
 
 std::shared_ptr<ProcessGroup> ProcessGroup::new_subgroup(const std::vector<int>& group_ranks) {

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "dist/point_to_point.h"
 #include "dist/work.h"
 
 namespace dtrain::dist {
@@ -58,6 +59,9 @@ class CommunicationBackend {
   // rank's [r * n, (r + 1) * n). output may overlap input (for example be this rank's slot).
   virtual WorkHandle reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op) = 0;
   virtual WorkHandle barrier() = 0;
+  // Posts every send and receive at once; the Work completes when all have (dist/point_to_point.h).
+  // The group has checked the operations. The default raises, naming the backend: it has none.
+  virtual WorkHandle send_receive(const std::vector<PointToPoint>& operations);
   // The backend of a sub-group (MPI_Comm_split semantics): every rank of this group calls it;
   // ranks with the same color >= 0 form one sub-group, ordered by key, then by rank here. Returns
   // null for color < 0. The default returns null: the sub-group has no backend of this kind (a
@@ -83,6 +87,16 @@ class ProcessGroup {
   // barrier runs first (raising if it was aborted), then the CPU backend's.
   WorkHandle barrier();
 
+  // Point-to-point (dist/point_to_point.h): this rank's sends and receives, all posted together and
+  // complete together (so a ring exchange cannot deadlock), peers given as ranks of this group.
+  // Every rank of the group calls it at the same point, each with its own operations (possibly
+  // none): that keeps the group's collectives in step and lets debug mode check, across ranks,
+  // that every send has a receive of the same dtype and size — without it, a send nobody receives
+  // leaves its Work waiting until the watchdog ends the job. The backend of the tensors' device
+  // carries them: MPI for CPU tensors, the local backend in a world of one; the CUDA backends
+  // (NCCL, staged) have no point-to-point, so CUDA tensors raise (copy them to the CPU).
+  WorkHandle send_receive(std::vector<PointToPoint> operations);
+
   // A group of some of this group's ranks (given as group ranks, in the new group's order).
   // Every rank of this group must call it with the same list; ranks outside the list get nullptr.
   std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& group_ranks);
@@ -103,7 +117,9 @@ class ProcessGroup {
  private:
   // Counts the call; in debug mode checks it across ranks (raising on every rank when the ranks
   // disagree or one's arguments are wrong); otherwise raises argument_error, if any, here.
-  void check_call(CollectiveCall& call, const std::string& argument_error);
+  // operations: send_receive's, for debug mode's check that they pair up across ranks.
+  void check_call(CollectiveCall& call, const std::string& argument_error,
+                  const std::vector<PointToPoint>* operations = nullptr);
 
   std::vector<int> ranks_;
   int rank_;

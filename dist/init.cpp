@@ -22,6 +22,7 @@
 #include <mpi.h>
 
 #include "dist/communication_thread.h"
+#include "dist/hierarchical_all_reduce.h"
 #include "dist/mpi_backend.h"
 #include "dist/mpi_error.h"
 #endif
@@ -39,6 +40,7 @@ struct DistState {
   int world_size = 1;
   NodeLayout layout;
   std::string hostname;
+  const char* all_reduce_algorithm = "flat";
   std::shared_ptr<ProcessGroup> world;
 #ifdef DTRAIN_WITH_MPI
   std::shared_ptr<CommunicationThread> thread;
@@ -70,6 +72,26 @@ bool debug_collectives_from_environment() {
   fail("DTRAIN_DEBUG_COLLECTIVES: expected 0 or 1, got '", value, "'");
 }
 
+// DTRAIN_HIERARCHICAL_ALLREDUCE, as read on this rank (Invalid: any other value).
+enum class HierarchicalChoice : int { Invalid = -1, Never = 0, Always = 1, Auto = 2 };
+
+const char* hierarchical_setting() {
+  const char* value = std::getenv("DTRAIN_HIERARCHICAL_ALLREDUCE");
+  return value == nullptr ? "" : value;
+}
+
+HierarchicalChoice hierarchical_choice_from_environment() {
+  const char* value = hierarchical_setting();
+  if (std::strcmp(value, "") == 0 || std::strcmp(value, "auto") == 0) return HierarchicalChoice::Auto;
+  if (std::strcmp(value, "0") == 0) return HierarchicalChoice::Never;
+  if (std::strcmp(value, "1") == 0) return HierarchicalChoice::Always;
+  return HierarchicalChoice::Invalid;
+}
+
+[[noreturn]] void fail_invalid_hierarchical_choice() {
+  fail("DTRAIN_HIERARCHICAL_ALLREDUCE: expected auto, 1 or 0, got '", hierarchical_setting(), "'");
+}
+
 // Every device type of a world of one: identity collectives, no MPI, no NCCL.
 void add_local_backends(ProcessGroup& group) {
   for (int type = 0; type < kDeviceTypeCount; ++type) {
@@ -80,8 +102,10 @@ void add_local_backends(ProcessGroup& group) {
 }
 
 void start_world_of_one(DistState& current) {
+  if (hierarchical_choice_from_environment() == HierarchicalChoice::Invalid) fail_invalid_hierarchical_choice();
   current.rank = 0;
   current.world_size = 1;
+  current.all_reduce_algorithm = "flat";
   current.hostname = this_hostname();
   current.layout = node_layout({current.hostname}, 0);
   current.world = std::make_shared<ProcessGroup>(std::vector<int>{0}, 0);
@@ -135,6 +159,38 @@ std::vector<std::string> gather_hostnames(int world_size) {
   return hostnames;
 }
 
+// Auto: when it can help — the ranks span several hosts and some host has more than one (with one
+// rank per host it would be the flat all-reduce with extra steps).
+bool use_hierarchical_all_reduce(HierarchicalChoice choice, const NodeLayout& layout, int world_size) {
+  switch (choice) {
+    case HierarchicalChoice::Never:
+    case HierarchicalChoice::Invalid: return false;
+    case HierarchicalChoice::Always: return world_size > 1;
+    case HierarchicalChoice::Auto: return layout.node_count > 1 && layout.node_count < world_size;
+  }
+  return false;
+}
+
+// The choice every rank read, agreed on: a rank whose value is bad or differs from the others'
+// would build a different backend, and the ranks would then issue different collectives and hang.
+// One MPI_Allreduce (at init, on MPI_COMM_WORLD) lets every rank raise the same named error.
+HierarchicalChoice agreed_hierarchical_choice() {
+  const HierarchicalChoice mine = hierarchical_choice_from_environment();
+  int extremes[2] = {static_cast<int>(mine), -static_cast<int>(mine)};  // max and -min over ranks
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, extremes, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  const int highest = extremes[0];
+  const int lowest = -extremes[1];
+  if (mine == HierarchicalChoice::Invalid) fail_invalid_hierarchical_choice();
+  if (lowest == static_cast<int>(HierarchicalChoice::Invalid)) {
+    fail("DTRAIN_HIERARCHICAL_ALLREDUCE: another rank's value is not auto, 1 or 0 (this rank's is valid)");
+  }
+  if (lowest != highest) {
+    fail("DTRAIN_HIERARCHICAL_ALLREDUCE: expected the same value on every rank, got different ones (this rank's: '",
+         hierarchical_setting(), "')");
+  }
+  return mine;
+}
+
 void start_mpi_world(DistState& current, int* argc, char*** argv) {
   if (current.mpi_finalized) fail("dist::init: MPI was finalised by dist::finalize() and cannot start again in this process");
   int already_initialized = 0;
@@ -162,6 +218,7 @@ void start_mpi_world(DistState& current, int* argc, char*** argv) {
   std::vector<std::string> hostnames = gather_hostnames(current.world_size);
   current.hostname = hostnames[current.rank];
   current.layout = node_layout(hostnames, current.rank);
+  const HierarchicalChoice hierarchical_choice = agreed_hierarchical_choice();
 
   // dtrain's traffic on its own communicator, apart from any the program sends on MPI_COMM_WORLD.
   MPI_Comm world_communicator = MPI_COMM_NULL;
@@ -177,8 +234,15 @@ void start_mpi_world(DistState& current, int* argc, char*** argv) {
   std::vector<int> ranks(current.world_size);
   for (int r = 0; r < current.world_size; ++r) ranks[r] = r;
   current.world = std::make_shared<ProcessGroup>(std::move(ranks), current.rank);
-  current.world->set_backend(DeviceType::CPU, std::make_unique<MpiBackend>(world_communicator, current.world_size,
-                                                                          current.rank, current.thread));
+  auto flat = std::make_unique<MpiBackend>(world_communicator, current.world_size, current.rank, current.thread);
+  if (use_hierarchical_all_reduce(hierarchical_choice, current.layout, current.world_size)) {
+    current.world->set_backend(DeviceType::CPU,
+                               std::make_unique<HierarchicalAllReduce>(std::move(flat), current.layout.node_index));
+    current.all_reduce_algorithm = "hierarchical";
+  } else {
+    current.world->set_backend(DeviceType::CPU, std::move(flat));
+    current.all_reduce_algorithm = "flat";
+  }
   if (current.world_size == 1) add_local_backends(*current.world);
 }
 
@@ -244,6 +308,7 @@ int local_size() { return initialized_state("local_size").layout.local_size; }
 int node_index() { return initialized_state("node_index").layout.node_index; }
 int node_count() { return initialized_state("node_count").layout.node_count; }
 const std::string& hostname() { return initialized_state("hostname").hostname; }
+const char* all_reduce_algorithm() { return initialized_state("all_reduce_algorithm").all_reduce_algorithm; }
 
 ProcessGroup& world() { return *world_ptr(); }
 std::shared_ptr<ProcessGroup> world_ptr() { return initialized_state("world").world; }

@@ -7,6 +7,13 @@
 //                                one (dist/collective_checker.h); default 0
 //   DTRAIN_COLLECTIVE_TIMEOUT=S  end the job (MPI_Abort) when one collective has not completed
 //                                after S seconds, instead of hanging; default 600, 0 = never
+//   DTRAIN_HIERARCHICAL_ALLREDUCE=auto|1|0
+//                                the world's all_reduce of CPU tensors reduces inside each host,
+//                                all-reduces among one rank per host and broadcasts inside the host
+//                                (dist/hierarchical_all_reduce.h): auto (the default) when the
+//                                ranks span several hosts and some host has more than one; 1 at
+//                                any world size above one (on one host: a reduce and a broadcast);
+//                                0 never. CUDA tensors keep NCCL's own topology handling.
 #include <memory>
 #include <string>
 
@@ -38,6 +45,10 @@ int local_size();
 int node_index();  // this node among the job's nodes, 0 .. node_count() - 1 (in order of their lowest rank)
 int node_count();
 const std::string& hostname();
+
+// How the world group all-reduces CPU tensors: "hierarchical" (dist/hierarchical_all_reduce.h) or
+// "flat" (one MPI_Allreduce over every rank; also a world of one). For tests and start-up lines.
+const char* all_reduce_algorithm();
 
 // The group of all ranks (init() must have run).
 ProcessGroup& world();

@@ -180,6 +180,35 @@ WorkHandle MpiBackend::all_reduce(Tensor& tensor, ReduceOp op) {
   });
 }
 
+WorkHandle MpiBackend::reduce(Tensor& tensor, ReduceOp op, int root) {
+  std::string description =
+      describe("reduce", tensor, detail::concat(", ", reduce_op_name(op), ", root ", root).c_str());
+  return thread_->enqueue(std::move(description), [tensor, op, root, comm = comm_, size = size_, rank = rank_] {
+    MPI_Datatype datatype = mpi_datatype(tensor.dtype());
+    MPI_Op mpi_reduction = mpi_op(op, tensor.dtype());
+    char* data = static_cast<char*>(tensor.data());
+    const int64_t total = tensor.numel();
+    const bool is_root = rank == root;
+    for (int64_t start = 0; start < total; start += kMaxChunkElements) {
+      int count = static_cast<int>(std::min(kMaxChunkElements, total - start));
+      char* chunk = data + start * tensor.element_size();
+      // The root reduces into its own tensor; the others only send theirs (the receive buffer is
+      // not read on them).
+      check_mpi(MPI_Reduce(is_root ? MPI_IN_PLACE : chunk, is_root ? chunk : nullptr, count, datatype, mpi_reduction,
+                           root, comm),
+                "MPI_Reduce");
+    }
+    if (op == ReduceOp::Average && is_root) divide_in_place(data, total, tensor.dtype(), size);
+  });
+}
+
+WorkHandle MpiBackend::divide(Tensor& tensor, int divisor) {
+  std::string description = detail::concat("divide(", dtype_name(tensor.dtype()), ", ", tensor.numel(),
+                                           " elements) by ", divisor);
+  return thread_->enqueue(std::move(description),
+                          [tensor, divisor] { divide_in_place(tensor.data(), tensor.numel(), tensor.dtype(), divisor); });
+}
+
 WorkHandle MpiBackend::broadcast(Tensor& tensor, int root) {
   std::string description = describe("broadcast", tensor, detail::concat(", root ", root).c_str());
   return thread_->enqueue(std::move(description), [tensor, root, comm = comm_] {

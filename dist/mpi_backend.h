@@ -43,6 +43,17 @@ class MpiBackend : public CommunicationBackend {
   WorkHandle send_receive(const std::vector<PointToPoint>& operations) override;
   std::unique_ptr<CommunicationBackend> split(int color, int key) override;
 
+  // MPI_Reduce in place: root's tensor receives the reduction of every rank's (Average divides
+  // by size()); the other ranks' tensors are left as they were. For the hierarchical all-reduce
+  // (dist/hierarchical_all_reduce.h), which reduces inside a host first.
+  WorkHandle reduce(Tensor& tensor, ReduceOp op, int root);
+  // tensor /= divisor (a floating dtype; 16-bit floats divide in float and round once), queued
+  // behind the collectives issued before it: the one division of an Average made of several steps.
+  WorkHandle divide(Tensor& tensor, int divisor);
+
+  int size() const { return size_; }
+  int rank() const { return rank_; }
+
  private:
   // "MPI all_reduce(float32, 10 elements, sum) over 4 ranks", for the watchdog.
   std::string describe(const char* collective, const Tensor& tensor, const char* suffix) const;

@@ -10,6 +10,7 @@
 #include "core/ops/factory.h"
 #include "core/profiler_recorder.h"
 #include "dist/collective_checker.h"
+#include "dist/communication_volume.h"
 #include "dist/cuda_communication.h"
 #include "dist/profiled_work.h"
 
@@ -154,6 +155,7 @@ WorkHandle ProcessGroup::all_reduce(Tensor& tensor, ReduceOp op) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(tensor.device());
   if (tensor.numel() == 0) return completed_work();
+  record_collective(static_cast<int64_t>(tensor.nbytes()));
   return profiled("all_reduce", tensor, [&] { return backend.all_reduce(tensor, op); });
 }
 
@@ -167,6 +169,7 @@ WorkHandle ProcessGroup::broadcast(Tensor& tensor, int root) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(tensor.device());
   if (tensor.numel() == 0) return completed_work();
+  record_collective(static_cast<int64_t>(tensor.nbytes()));
   return profiled("broadcast", tensor, [&] { return backend.broadcast(tensor, root); });
 }
 
@@ -182,6 +185,7 @@ WorkHandle ProcessGroup::all_gather(const Tensor& input, Tensor& output) {
   check_call(call, error);
   CommunicationBackend& backend = backend_for(input.device());
   if (input.numel() == 0) return completed_work();
+  record_collective(static_cast<int64_t>(input.nbytes()));
   return profiled("all_gather", output, [&] { return backend.all_gather(input, output); });
 }
 
@@ -200,6 +204,7 @@ WorkHandle ProcessGroup::reduce_scatter(const Tensor& input, Tensor& output, Red
   check_call(call, error);
   CommunicationBackend& backend = backend_for(input.device());
   if (output.numel() == 0) return completed_work();
+  record_collective(static_cast<int64_t>(input.nbytes()));
   return profiled("reduce_scatter", input, [&] { return backend.reduce_scatter(input, output, op); });
 }
 
@@ -207,6 +212,7 @@ WorkHandle ProcessGroup::barrier() {
   CollectiveCall call = describe(CollectiveKind::Barrier, Tensor());
   call.numel = 0;
   check_call(call, "");
+  record_collective(0);
   // A group with a CUDA backend synchronises that too, first: its barrier raises when the backend
   // can no longer be used (an NCCL communicator aborted by its watchdog), and waits for what is
   // queued on it, so a failure there is never hidden behind a CPU barrier that succeeds.

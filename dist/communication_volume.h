@@ -8,6 +8,7 @@
 //   all_reduce, broadcast         the tensor
 //   all_gather, reduce_scatter    the input
 //   barrier                       nothing (counted as a collective)
+//   send_receive                  the tensors it sends (one call, however many operations)
 // Zero-size collectives, which communicate nothing, are not counted.
 #include <cstdint>
 

@@ -241,13 +241,14 @@ WorkHandle ProcessGroup::send_receive(std::vector<PointToPoint> operations) {
   check_call(call, error, &operations);
   if (operations.empty()) return completed_work();
   CommunicationBackend& backend = backend_for(operations.front().tensor.device());
-  if (!profiler::detail::recording()) [[likely]] return backend.send_receive(operations);
-  std::vector<Tensor> tensors;
   int64_t sent_bytes = 0;
   for (const PointToPoint& operation : operations) {
-    tensors.push_back(operation.tensor);
     if (operation.kind == PointToPoint::Send) sent_bytes += static_cast<int64_t>(operation.tensor.nbytes());
   }
+  record_collective(sent_bytes);  // the payload of a point-to-point call: what it sends
+  if (!profiler::detail::recording()) [[likely]] return backend.send_receive(operations);
+  std::vector<Tensor> tensors;
+  for (const PointToPoint& operation : operations) tensors.push_back(operation.tensor);
   profiler::detail::Scope event(profiler::EventKind::Collective, "send_receive", tensors,
                                 operations.front().tensor.device());
   event.set_bytes(sent_bytes);

@@ -229,6 +229,16 @@ TEST_CASE("on simulated hosts the world all-reduces hierarchically and equals th
   check_other_collectives(world());
 }
 
+// Run under plain mpirun (one host) with DTRAIN_HIERARCHICAL_ALLREDUCE=1: forced where auto would
+// not choose it, the world reduces to rank 0 and broadcasts back.
+TEST_CASE("on one host DTRAIN_HIERARCHICAL_ALLREDUCE=1 forces the hierarchical all_reduce", "[.forced-hierarchical]") {
+  REQUIRE(node_count() == 1);
+  REQUIRE(world_size() > 1);
+  REQUIRE(std::string(all_reduce_algorithm()) == "hierarchical");
+  auto flat = world().split(0);
+  check_exact_data_matches_flat(world(), *flat);
+}
+
 // Run by the sim-cluster CTest with DTRAIN_HIERARCHICAL_ALLREDUCE=0.
 TEST_CASE("on simulated hosts DTRAIN_HIERARCHICAL_ALLREDUCE=0 keeps the flat all_reduce", "[.sim-cluster-flat]") {
   REQUIRE(node_count() == 2);

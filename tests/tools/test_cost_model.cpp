@@ -122,10 +122,11 @@ TEST_CASE("cost model: DDP's step hides up to its window under backward", "[cost
   CHECK(ddp.collectives == 6);
   CHECK(ddp.payload_bytes == Approx(kTenMatricesBytes));
   CHECK(ddp.bytes_sent == Approx(1.5 * kTenMatricesBytes));
-  // hidden: min(0.5 * 51.72864 ms, 60 ms of backward)
-  CHECK(ddp.exposed_seconds == Approx(25.86432e-3));
-  CHECK(ddp.step_seconds == Approx(115.86432e-3));
-  // Full overlap, 30 ms of compute: only backward's 20 ms hide.
+  // The last bucket (1 MiB) is exposed: 6e-3 + 1.5*1,048,576e-9 = 7.572864e-3; of the other
+  // 44.155776e-3, min(0.5 * 44.155776 ms, 60 ms of backward) hides.
+  CHECK(ddp.exposed_seconds == Approx(29.650752e-3));
+  CHECK(ddp.step_seconds == Approx(119.650752e-3));
+  // Full overlap, 30 ms of compute: only backward's 20 ms of the 44.155776 ms hide.
   settings.compute_seconds = 0.030;
   settings.overlap = 1;
   const StepPrediction short_step = predict_step(method_from_spec("ddp"), ten_matrices(), flat_network(4), settings);

@@ -86,6 +86,25 @@ std::vector<MethodChoice> default_methods() {
   return methods;
 }
 
+namespace {
+
+// Collectives of one kind, one per bucket (in launch order), that can run under window: all but
+// the last launched, which starts only when the window's compute is over and so is exposed.
+void add_per_bucket(std::vector<CommunicationPhase>& phases, const std::string& what, CollectiveKind kind,
+                    const std::vector<double>& bytes_per_bucket, OverlapWindow window) {
+  if (bytes_per_bucket.empty()) return;
+  CommunicationPhase overlapped{what, kind, 0, 0, 1, window};
+  for (size_t bucket = 0; bucket + 1 < bytes_per_bucket.size(); ++bucket) {
+    overlapped.collectives += 1;
+    overlapped.bytes += bytes_per_bucket[bucket];
+  }
+  if (overlapped.collectives > 0) phases.push_back(overlapped);
+  const bool exposed = window != OverlapWindow::None;
+  phases.push_back({exposed ? what + " (last)" : what, kind, 1, bytes_per_bucket.back(), 1, OverlapWindow::None});
+}
+
+}  // namespace
+
 std::vector<CommunicationPhase> communication_phases(const MethodChoice& method, const ModelShape& model,
                                                      const StepSettings& settings, int64_t ranks) {
   const double element_bytes = static_cast<double>(settings.element_bytes);
@@ -93,32 +112,45 @@ std::vector<CommunicationPhase> communication_phases(const MethodChoice& method,
   const auto ddp_buckets = bucket_parameters(model, settings.element_bytes, settings.bucket_cap_bytes,
                                              settings.first_bucket_cap_bytes);
   const auto bucket_count = static_cast<int64_t>(ddp_buckets.size());
+  auto bytes_of = [element_bytes](const std::vector<std::vector<ParameterShape>>& buckets) {
+    std::vector<double> bytes;
+    for (const auto& bucket : buckets) bytes.push_back(static_cast<double>(elements_of(bucket)) * element_bytes);
+    return bytes;
+  };
   std::vector<CommunicationPhase> phases;
   switch (method.method) {
     case Method::Ddp:
-      phases.push_back({"gradient all-reduce", CollectiveKind::AllReduce, bucket_count, model_bytes, 1, OverlapWindow::Backward});
+      add_per_bucket(phases, "gradient all-reduce", CollectiveKind::AllReduce, bytes_of(ddp_buckets), OverlapWindow::Backward);
       break;
     case Method::Zero1:
     case Method::Zero2: {
-      const auto zero_buckets = static_cast<int64_t>(
-          bucket_parameters(model, settings.element_bytes, settings.zero_bucket_cap_bytes, 0).size());
-      phases.push_back({"gradient reduce-scatter", CollectiveKind::ReduceScatter, zero_buckets, model_bytes, 1,
-                        OverlapWindow::Backward});
-      phases.push_back({"parameter all-gather", CollectiveKind::AllGather, zero_buckets, model_bytes, 1, OverlapWindow::None});
+      const auto zero_buckets = bucket_parameters(model, settings.element_bytes, settings.zero_bucket_cap_bytes, 0);
+      add_per_bucket(phases, "gradient reduce-scatter", CollectiveKind::ReduceScatter, bytes_of(zero_buckets),
+                     OverlapWindow::Backward);
+      phases.push_back({"parameter all-gather", CollectiveKind::AllGather, static_cast<int64_t>(zero_buckets.size()),
+                        model_bytes, 1, OverlapWindow::None});
       break;
     }
     case Method::Zero3: {
-      const auto modules = static_cast<int64_t>(model.modules.size());
-      phases.push_back({"forward parameter all-gather", CollectiveKind::AllGather, modules, model_bytes, 1, OverlapWindow::Forward});
-      phases.push_back({"backward parameter all-gather", CollectiveKind::AllGather, modules, model_bytes, 1, OverlapWindow::Backward});
-      phases.push_back({"gradient reduce-scatter", CollectiveKind::ReduceScatter, modules, model_bytes, 1, OverlapWindow::Backward});
+      // Forward gathers module by module from the first (prefetching the next ones); backward
+      // gathers and reduces from the last, so the first module's reduce-scatter comes last.
+      std::vector<double> forward_order;
+      for (const ModuleShape& module : model.modules) {
+        double elements = 0;
+        for (const ParameterShape& parameter : module.parameters) elements += static_cast<double>(parameter.elements());
+        forward_order.push_back(elements * element_bytes);
+      }
+      std::vector<double> backward_order(forward_order.rbegin(), forward_order.rend());
+      // The first gather has nothing to hide under: it is the last of this reversed list.
+      add_per_bucket(phases, "forward parameter all-gather", CollectiveKind::AllGather, backward_order, OverlapWindow::Forward);
+      phases.push_back({"backward parameter all-gather", CollectiveKind::AllGather,
+                        static_cast<int64_t>(model.modules.size()), model_bytes, 1, OverlapWindow::Backward});
+      add_per_bucket(phases, "gradient reduce-scatter", CollectiveKind::ReduceScatter, backward_order, OverlapWindow::Backward);
       break;
     }
     case Method::PowerSgd: {
       const auto rank = static_cast<int64_t>(method.setting);
-      CommunicationPhase p{"PowerSGD P all-reduce", CollectiveKind::AllReduce, 0, 0, 1, OverlapWindow::Backward};
-      CommunicationPhase q{"PowerSGD Q all-reduce", CollectiveKind::AllReduce, 0, 0, 1, OverlapWindow::Backward};
-      CommunicationPhase whole{"uncompressed all-reduce", CollectiveKind::AllReduce, 0, 0, 1, OverlapWindow::Backward};
+      std::vector<double> p_bytes, q_bytes, uncompressed_bytes;
       for (const auto& bucket : ddp_buckets) {
         int64_t p_elements = 0, q_elements = 0, uncompressed = 0;
         for (const ParameterShape& parameter : bucket) {
@@ -131,25 +163,25 @@ std::vector<CommunicationPhase> communication_phases(const MethodChoice& method,
           }
         }
         if (p_elements > 0) {
-          p.collectives += 1, p.bytes += static_cast<double>(p_elements) * element_bytes;
-          q.collectives += 1, q.bytes += static_cast<double>(q_elements) * element_bytes;
+          p_bytes.push_back(static_cast<double>(p_elements) * element_bytes);
+          q_bytes.push_back(static_cast<double>(q_elements) * element_bytes);
         }
-        if (uncompressed > 0) whole.collectives += 1, whole.bytes += static_cast<double>(uncompressed) * element_bytes;
+        if (uncompressed > 0) uncompressed_bytes.push_back(static_cast<double>(uncompressed) * element_bytes);
       }
-      for (const CommunicationPhase& phase : {p, q, whole}) {
-        if (phase.collectives > 0) phases.push_back(phase);
-      }
+      add_per_bucket(phases, "uncompressed all-reduce", CollectiveKind::AllReduce, uncompressed_bytes, OverlapWindow::Backward);
+      add_per_bucket(phases, "PowerSGD P all-reduce", CollectiveKind::AllReduce, p_bytes, OverlapWindow::Backward);
+      add_per_bucket(phases, "PowerSGD Q all-reduce", CollectiveKind::AllReduce, q_bytes, OverlapWindow::Backward);
       break;
     }
     case Method::Int8:
     case Method::OneBit:
     case Method::TopK: {
-      CommunicationPhase gather{method.method == Method::TopK ? "indices and values all-gather" : "quantized all-gather",
-                                CollectiveKind::AllGather, bucket_count, 0, 1, OverlapWindow::Backward};
+      std::vector<double> gathered;
       for (const auto& bucket : ddp_buckets) {
-        gather.bytes += static_cast<double>(ranks) * compressed_bytes(method, elements_of(bucket), settings);
+        gathered.push_back(static_cast<double>(ranks) * compressed_bytes(method, elements_of(bucket), settings));
       }
-      phases.push_back(gather);
+      add_per_bucket(phases, method.method == Method::TopK ? "indices and values all-gather" : "quantized all-gather",
+                     CollectiveKind::AllGather, gathered, OverlapWindow::Backward);
       break;
     }
     case Method::LocalSgd:

@@ -7,9 +7,10 @@
 // count matters for the α terms, the bytes in all for the β terms, the costs being linear in the
 // bytes). A phase that runs while backward (or, for ZeRO-3's prefetched gathers, forward) still
 // computes can hide under it: of its time C, min(overlap * C, window) is hidden, the window being
-// backward_fraction of the compute (or the rest, for forward). What runs after backward — ZeRO-1/2's
-// parameter all-gather after the optimizer step, local SGD's and gossip's parameter averaging —
-// is exposed whole.
+// backward_fraction of the compute (or the rest, for forward). The last bucket reduced in backward
+// (the first parameters') starts when backward ends, and ZeRO-3's first gather before forward
+// starts: both are exposed whole, as is what runs after backward — ZeRO-1/2's parameter all-gather
+// after the optimizer step, local SGD's and gossip's parameter averaging.
 //
 //   ddp          all-reduce of the gradients, bucket by bucket, in backward
 //   zero1, zero2 reduce-scatter of the gradients in backward (buckets of zero_bucket_cap_bytes),

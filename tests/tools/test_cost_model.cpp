@@ -75,6 +75,12 @@ TEST_CASE("cost model: hierarchical all-reduce pays the host link's latency per 
   // Hierarchical all-gather: 3*1e-6 + (3/4)*1e-4 inside, 1e-3 + (1/2)*1e-3 between
   network.all_reduce_algorithm = AllReduceAlgorithm::Hierarchical;
   CHECK(all_gather_seconds(network, 1e6) == Approx(1.578e-3));
+  // 8 hosts of one rank: between the hosts the tree's 2*3 latency steps beat the ring's 2*7:
+  // 6e-3 + 2*(7/8)*1e-3; the all-gather's recursive doubling 3e-3 + (7/8)*1e-3.
+  network.ranks_per_host = 1;
+  CHECK(all_reduce_seconds(network, 1e6) == Approx(7.75e-3));
+  CHECK(all_gather_seconds(network, 1e6) == Approx(3.875e-3));
+  CHECK(tree_all_gather_seconds(kSlow, 8, 1e6) == Approx(3.875e-3));
 }
 
 TEST_CASE("cost model: the neighbour exchange does not grow with N", "[cost_model]") {

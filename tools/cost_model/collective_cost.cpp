@@ -1,5 +1,6 @@
 #include "tools/cost_model/collective_cost.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -71,11 +72,18 @@ double ring_all_gather_seconds(const Link& link, int64_t ranks, double bytes) {
   return static_cast<double>(ranks - 1) * link.alpha_seconds + ring_fraction(ranks) * bytes * link.seconds_per_byte;
 }
 
+double tree_all_gather_seconds(const Link& link, int64_t ranks, double bytes) {
+  if (ranks <= 1) return 0;
+  return static_cast<double>(ceil_log2(ranks)) * link.alpha_seconds + ring_fraction(ranks) * bytes * link.seconds_per_byte;
+}
+
 double hierarchical_all_reduce_seconds(const Network& network, double bytes) {
   // Reduce-scatter and all-gather inside each host, and between them an all-reduce among the
   // hosts of the whole buffer's worth of data that crosses each host's link.
   const double inside = 2.0 * ring_all_gather_seconds(network.intra_host, network.ranks_per_host, bytes);
-  return inside + ring_all_reduce_seconds(network.inter_host, network.hosts(), bytes);
+  const int64_t hosts = network.hosts();
+  return inside + std::min(ring_all_reduce_seconds(network.inter_host, hosts, bytes),
+                           tree_all_reduce_seconds(network.inter_host, hosts, bytes));
 }
 
 double all_reduce_seconds(const Network& network, double bytes) {
@@ -90,7 +98,8 @@ double all_reduce_seconds(const Network& network, double bytes) {
 double all_gather_seconds(const Network& network, double bytes) {
   if (network.all_reduce_algorithm == AllReduceAlgorithm::Hierarchical) {
     return ring_all_gather_seconds(network.intra_host, network.ranks_per_host, bytes) +
-           ring_all_gather_seconds(network.inter_host, network.hosts(), bytes);
+           std::min(ring_all_gather_seconds(network.inter_host, network.hosts(), bytes),
+                    tree_all_gather_seconds(network.inter_host, network.hosts(), bytes));
   }
   return ring_all_gather_seconds(network.slowest_link(), network.ranks, bytes);
 }

@@ -8,9 +8,13 @@
 //   tree all-reduce                  2 ceil(log2 N) α + 2(N-1)/N n β   (recursive halving and doubling;
 //                                    NCCL's double binary tree has the same terms to first order)
 //   ring all-gather, reduce-scatter  (N-1) α + (N-1)/N n β
+//   tree all-gather, reduce-scatter  ceil(log2 N) α + (N-1)/N n β      (recursive doubling, halving)
 //   hierarchical all-reduce          intra-host reduce-scatter, all-reduce among the hosts of what
 //                                    each host holds, intra-host all-gather: 2[(G-1) α_i + (G-1)/G n β_i]
-//                                    + 2(H-1) α_e + 2(H-1)/H n β_e, G ranks per host, H hosts
+//                                    + 2 min(H-1, ceil(log2 H)) α_e + 2(H-1)/H n β_e, G ranks per host,
+//                                    H hosts (between hosts the faster of ring and tree, as MPI and
+//                                    NCCL choose by size; their bandwidth terms are the same)
+//   hierarchical all-gather          (G-1) α_i + (G-1)/G n β_i + min(H-1, ceil(log2 H)) α_e + (H-1)/H n β_e
 //   neighbour exchange (gossip)      α + k n β: n bytes sent to each of k ring neighbours (k = 1 at N = 2,
 //                                    else 2), through the host's link; independent of N
 //
@@ -55,6 +59,7 @@ void validate(const Network& network);
 double ring_all_reduce_seconds(const Link& link, int64_t ranks, double bytes);
 double tree_all_reduce_seconds(const Link& link, int64_t ranks, double bytes);
 double ring_all_gather_seconds(const Link& link, int64_t ranks, double bytes);  // = reduce-scatter
+double tree_all_gather_seconds(const Link& link, int64_t ranks, double bytes);  // = reduce-scatter
 double hierarchical_all_reduce_seconds(const Network& network, double bytes);
 
 // By the network's algorithm (Ring, Tree: over the slowest link; Hierarchical as above).

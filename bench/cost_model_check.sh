@@ -7,7 +7,9 @@
 # bucket's 64 KB burst a simulated link passes a message at full speed, so the small sizes follow
 # no α-β line), the compute of a step measured just before each cluster with N copies of the
 # example running alone at once (the simulated hosts share this machine's cores, and the machine
-# is shared), and dtrain-cost-model's prediction of each step beside the measurement.
+# is shared), and dtrain-cost-model's prediction of each step beside the measurement — with the
+# rate's α and β, and with α and β fitted to that host count's all-reduces alone (which separates
+# the collective model's error from the step model's). docs/scaling.md shows one run.
 #
 #   bench/cost_model_check.sh [build-dir]      # default build-dir: build
 #
@@ -168,27 +170,36 @@ for rate in rates:
         label = f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
         print(f"| {label} | " + " | ".join(cells) + " |")
     print(f"\nlargest all-reduce error from {fit_min_kib} KiB: {worst * 100:.0f}%\n")
-    print(f"| step, {rate} | N | compute ms | measured ms | predicted ms (overlap {overlap}) | predicted / measured |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| step, {rate} | N | compute ms | measured ms | predicted ms | predicted / measured "
+          f"| with this N's own alpha, beta: predicted ms | predicted / measured |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    within = total = 0
     for hosts in host_counts:
-        compute = {hosts: compute_seconds(rate, hosts)}
-        methods = ",".join(mode_names[m] for m in modes)
-        output = subprocess.run([tool, "--ranks", str(hosts), "--alpha-us", str(alpha * 1e6), "--beta", str(beta),
-                                 "--compute-ms", str(compute[hosts] * 1e3), "--overlap", overlap, "--methods", methods]
-                                + shape, check=True, capture_output=True, text=True).stdout
-        predicted = {}
-        for line in output.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 8 and cells[0] in mode_names.values():
-                predicted[cells[0]] = float(cells[6]) * 1e-3
+        compute = compute_seconds(rate, hosts)
+        own_alpha, own_beta = fit([s for s in samples if s[0] == hosts and s[1] >= int(fit_min_kib) * 1024])
+        def predict(alpha_seconds, beta_seconds):
+            methods = ",".join(mode_names[m] for m in modes)
+            output = subprocess.run([tool, "--ranks", str(hosts), "--alpha-us", str(alpha_seconds * 1e6), "--beta",
+                                     str(beta_seconds), "--compute-ms", str(compute * 1e3), "--overlap", overlap,
+                                     "--methods", methods] + shape, check=True, capture_output=True, text=True).stdout
+            predicted = {}
+            for line in output.splitlines():
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if len(cells) == 8 and cells[0] in mode_names.values():
+                    predicted[cells[0]] = float(cells[6]) * 1e-3
+            return predicted
+        predicted, own = predict(alpha, beta), predict(own_alpha, own_beta)
         for mode in modes:
             name = mode_names[mode]
             try:
                 measured = last_step_seconds(f"{results}/step-{rate}-{hosts}-{mode}.jsonl", hosts)
             except (OSError, IndexError):
-                print(f"| {name} | {hosts} | {compute[hosts] * 1e3:.0f} | (no run) | {predicted[name] * 1e3:.0f} | - |")
+                print(f"| {name} | {hosts} | {compute * 1e3:.0f} | (no run) | {predicted[name] * 1e3:.0f} | - "
+                      f"| {own[name] * 1e3:.0f} | - |")
                 continue
-            print(f"| {name} | {hosts} | {compute[hosts] * 1e3:.0f} | {measured * 1e3:.0f} | {predicted[name] * 1e3:.0f} | "
-                  f"{predicted[name] / measured:.2f} |")
-    print()
+            total += 1
+            within += abs(predicted[name] / measured - 1) <= 0.25
+            print(f"| {name} | {hosts} | {compute * 1e3:.0f} | {measured * 1e3:.0f} | {predicted[name] * 1e3:.0f} | "
+                  f"{predicted[name] / measured:.2f} | {own[name] * 1e3:.0f} | {own[name] / measured:.2f} |")
+    print(f"\n{within} of {total} steps predicted within 25% (overlap {overlap}; alpha, beta of the rate's fit)\n")
 PYTHON

@@ -16,7 +16,9 @@
 # Settings (environment): RATES="200mbit 1gbit" HOSTS="2 3 4" STEPS=10 (the step time is the
 # mean of the last STEPS/2) MODEL="--d-model 256 --layers 4 --heads 4 --context 64 --batch 4"
 # MODES="0 1 2 3" (--zero-stage; 0 is DDP) CALLS=3 (timed calls per size) MAX_MIB=16 FIT_MIN_KIB=64
-# OVERLAP=1 (dtrain-cost-model --overlap) RESULTS=dir (keep the raw outputs there; default: a
+# OVERLAP=1 (dtrain-cost-model --overlap) MPI_ARGS="" (more mpirun arguments, e.g. the ring
+# all-reduce that the model assumes: "-x OMPI_MCA_coll_tuned_use_dynamic_rules=1
+# -x OMPI_MCA_coll_tuned_allreduce_algorithm=4") RESULTS=dir (keep the raw outputs there; default: a
 # temporary folder, removed). SIM_CLUSTER: the sim-cluster tool (default ../shared/tools beside
 # the repository). Needs root (network namespaces), mpirun, python3, and bench_collectives, gpt
 # and dtrain-cost-model built in build-dir. Holds /tmp/dtrain-sim-cluster.lock while a simulated
@@ -64,7 +66,9 @@ measure_cluster() {
     trap down EXIT
     SIM_CLUSTER_RATE=$rate sh "$sim_cluster" up "$hosts" 1
     # shellcheck disable=SC2046  # the tool's arguments are meant to split
-    local mpi=(mpirun $(sh "$sim_cluster" args) --oversubscribe --bind-to none -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -np "$hosts")
+    # shellcheck disable=SC2206  # MPI_ARGS is meant to split
+    local mpi=(mpirun $(sh "$sim_cluster" args) --oversubscribe --bind-to none -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS
+               ${MPI_ARGS:-} -np "$hosts")
     "${mpi[@]}" "$build/bench/bench_collectives" --max-mib "$max_mib" --rounds 1 --calls "$calls" \
       > "$results/collectives-$rate-$hosts.txt"
     for mode in $modes; do

@@ -1,7 +1,10 @@
 // Collective bandwidth: dtrain's MPI-backend all_reduce next to raw MPI on the same buffer,
 // float32 sum in place, 1 KiB to 64 MiB. Prints a Markdown table (rank 0).
 //
-//   mpirun -np 2 build/bench/bench_collectives [--max-mib 64] [--rounds 5] [--percentiles]
+//   mpirun -np 2 build/bench/bench_collectives [--max-mib 64] [--rounds 5] [--calls N] [--percentiles]
+//
+// --calls N: N timed calls per contender, size and round instead of 20-400 by size (a slow
+// network, bench/cost_model_check.sh, would take minutes for the small sizes).
 //
 // Contenders:
 //   MPI_Allreduce            the blocking call from the main thread
@@ -82,10 +85,12 @@ int main(int argc, char** argv) {
   int64_t max_mib = 64;
   int rounds = 5;
   bool percentiles = false;
+  int64_t fixed_calls = 0;  // 0: by size
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--percentiles") == 0) percentiles = true;
     else if (std::strcmp(argv[i], "--max-mib") == 0 && i + 1 < argc) max_mib = std::atoll(argv[++i]);
     else if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--calls") == 0 && i + 1 < argc) fixed_calls = std::atoll(argv[++i]);
   }
   if (!dist::uses_mpi()) {
     std::fprintf(stderr, "bench_collectives: start it with mpirun (e.g. mpirun -np 2 %s)\n", argv[0]);
@@ -125,7 +130,8 @@ int main(int argc, char** argv) {
         {"dtrain all_reduce", [&] { world.all_reduce(buffer)->wait(); }, {}},
     };
     // At least 20 calls per round, many more when small.
-    const int calls_per_round = static_cast<int>(std::clamp<int64_t>((int64_t{80} << 20) / bytes, 20, 400));
+    const int calls_per_round = static_cast<int>(
+        fixed_calls > 0 ? fixed_calls : std::clamp<int64_t>((int64_t{80} << 20) / bytes, 20, 400));
     for (auto& contender : contenders) {
       for (int warm_up = 0; warm_up < 3; ++warm_up) contender.call();
     }

@@ -1,7 +1,7 @@
 # What `cmake --install build --prefix P` puts under P (included at the end of CMakeLists.txt):
 #   include/dtrain/    the headers by their path from the repository root (core/tensor.h, dtrain.h)
 #   lib/               libdtrain_<folder>.a; libdtrain_cuda.so and libdtrain_nccl.so when built
-#   bin/               dtrain-consolidate, dtrain-convert
+#   bin/               dtrain-consolidate, dtrain-convert, dtrain-cost-model
 #   lib/cmake/dtrain/  dtrainConfig.cmake, dtrainConfigVersion.cmake and the exported targets
 #   lib/pkgconfig/     dtrain.pc
 # Everything is found relative to P, which is only known at install time (--prefix), so no file
@@ -35,7 +35,7 @@ foreach(plugin cuda nccl)
 endforeach()
 
 # The tools find the plugins through their RUNPATH, relative to where they are installed.
-foreach(tool dtrain-consolidate dtrain-convert)
+foreach(tool dtrain-consolidate dtrain-convert dtrain-cost-model)
   if(TARGET ${tool})
     file(RELATIVE_PATH bin_to_lib /${CMAKE_INSTALL_BINDIR} /${CMAKE_INSTALL_LIBDIR})
     set_target_properties(${tool} PROPERTIES INSTALL_RPATH "\$ORIGIN/${bin_to_lib}")

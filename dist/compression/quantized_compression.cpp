@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "core/allocator.h"
@@ -54,8 +57,11 @@ void encode_int8(const T* x, T* residual, const Layout& layout, uint32_t* words)
     bool finite = true;
     double max_magnitude = 0;
     for (int64_t i = begin; i < end; ++i) {
-      if (!std::isfinite(x[i])) finite = false;
-      else max_magnitude = std::max(max_magnitude, std::abs(static_cast<double>(x[i])));
+      if (!std::isfinite(x[i])) {
+        finite = false;
+      } else {
+        max_magnitude = std::max(max_magnitude, std::abs(static_cast<double>(x[i])));
+      }
     }
     if (!finite) {
       words[chunk] = static_cast<uint32_t>(kNonFiniteChunk);

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -106,12 +109,13 @@ WorkHandle TopKCompression::compress(ProcessGroup& group, HookBucket& bucket) {
   }
   error_feedback_.compensate(bucket.index, compensated);
   Tensor residual = error_feedback_.residual(bucket.index);
+  const bool wide_indices = index_dtype == kInt64;
   if (working == kFloat64) {
-    if (index_dtype == kInt32) encode<double, int32_t>(compensated, residual, k, indices, values);
-    else encode<double, int64_t>(compensated, residual, k, indices, values);
+    wide_indices ? encode<double, int64_t>(compensated, residual, k, indices, values)
+                 : encode<double, int32_t>(compensated, residual, k, indices, values);
   } else {
-    if (index_dtype == kInt32) encode<float, int32_t>(compensated, residual, k, indices, values);
-    else encode<float, int64_t>(compensated, residual, k, indices, values);
+    wide_indices ? encode<float, int64_t>(compensated, residual, k, indices, values)
+                 : encode<float, int32_t>(compensated, residual, k, indices, values);
   }
   WorkHandle indices_work = all_gather(group, indices, all_indices);
   WorkHandle values_work = all_gather(group, values, all_values);
@@ -121,11 +125,11 @@ WorkHandle TopKCompression::compress(ProcessGroup& group, HookBucket& bucket) {
     Tensor sum = zeros({elements}, {.dtype = working});
     const int64_t count = k * ranks;
     if (working == kFloat64) {
-      if (index_dtype == kInt32) scatter_add_all<double, int32_t>(all_indices, all_values, count, sum);
-      else scatter_add_all<double, int64_t>(all_indices, all_values, count, sum);
+      wide_indices ? scatter_add_all<double, int64_t>(all_indices, all_values, count, sum)
+                   : scatter_add_all<double, int32_t>(all_indices, all_values, count, sum);
     } else {
-      if (index_dtype == kInt32) scatter_add_all<float, int32_t>(all_indices, all_values, count, sum);
-      else scatter_add_all<float, int64_t>(all_indices, all_values, count, sum);
+      wide_indices ? scatter_add_all<float, int64_t>(all_indices, all_values, count, sum)
+                   : scatter_add_all<float, int32_t>(all_indices, all_values, count, sum);
     }
     sum.div_(static_cast<double>(ranks));  // as allreduce_hook: the sum divided once
     buffer.copy_(sum.view(buffer.shape()));

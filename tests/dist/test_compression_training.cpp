@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/core.h"
 #include "dist/compression/compression.h"
 #include "optim/sgd.h"
 #include "tests/dist/ddp_test_support.h"
@@ -160,4 +162,28 @@ TEST_CASE("make_gradient_compression: the accepted specs and named errors", "[co
   auto compression = make_gradient_compression("powersgd:2");
   CHECK_THROWS_WITH(compression->load_state_dict(StateDict()), Catch::Contains("missing key 'steps'") &&
                                                                     Catch::Contains("missing key 'generator.seed'"));
+}
+
+// What each compression hands to collectives for one bucket of a 256 x 128 float32 weight and its
+// bias (32,896 values, 131,584 bytes for the exact all-reduce), from each format's definition:
+//   powersgd:4  P (256 x 4) with the bias, then Q (128 x 4):  (1024 + 128 + 512) * 4 =  6,656
+//   int8        129 chunk exponents + 8,224 words of 4 bytes: (129 + 8224) * 4       = 33,412
+//   1bit        129 chunk scales + 1,028 words of 32 signs:   (129 + 1028) * 4       =  4,628
+//   topk:0.01   329 = ceil(328.96) Int32 indices + values:    329 * 8                =  2,632
+TEST_CASE("Payload bytes each compression hands to collectives for one layer", "[compression]") {
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"powersgd:4", 6656}, {"int8", 33412}, {"1bit", 4628}, {"topk:0.01", 2632}};
+  for (const auto& [spec, bytes] : expected) {
+    INFO(spec);
+    std::shared_ptr<GradientCompression> compression = make_gradient_compression(spec, 1);
+    HookBucket bucket{.index = 0, .buffer = zeros({256 * 128 + 128}), .gradients = {}, .is_last = true};
+    bucket.gradients = {bucket.buffer.narrow(0, 0, 256 * 128).view({256, 128}), bucket.buffer.narrow(0, 256 * 128, 128)};
+    Generator generator(5);
+    for (int64_t step = 0; step < 2; ++step) {
+      bucket.buffer.copy_(randn({256 * 128 + 128}, {}, &generator));
+      compression->reduce(world(), bucket)->wait();
+      // Step 0 is before start_step: the exact all-reduce.
+      CHECK(compression->payload_bytes_last_step() == (step == 0 ? 131584 : bytes));
+    }
+  }
 }

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
-#include <numeric>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -21,26 +21,32 @@
 namespace dtrain::dist {
 namespace {
 
-// The indices of the k largest |x| (NaN largest; ties to the lower index), ascending.
+// The indices of the k largest |x| (NaN largest; ties to the lower index), ascending: the k-th
+// largest magnitude found by selection on a copy of the magnitudes (contiguous, so fast), then
+// one pass in index order takes everything above it and the first of those equal to it.
 template <typename T>
 std::vector<int64_t> largest_magnitudes(const T* x, int64_t elements, int64_t k) {
-  auto magnitude = [x](int64_t i) {
-    return std::isnan(x[i]) ? std::numeric_limits<double>::infinity() : std::abs(static_cast<double>(x[i]));
-  };
-  std::vector<int64_t> order(static_cast<size_t>(elements));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  if (k < elements) {
-    // A strict total order (magnitude, then index), so the choice does not depend on the
-    // library's selection algorithm.
-    std::nth_element(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-      double magnitude_a = magnitude(a);
-      double magnitude_b = magnitude(b);
-      return magnitude_a != magnitude_b ? magnitude_a > magnitude_b : a < b;
-    });
-    order.resize(static_cast<size_t>(k));
+  std::vector<int64_t> kept;
+  kept.reserve(static_cast<size_t>(k));
+  std::vector<T> magnitude(static_cast<size_t>(elements));
+  for (int64_t i = 0; i < elements; ++i) {
+    magnitude[i] = std::isnan(x[i]) ? std::numeric_limits<T>::infinity() : std::abs(x[i]);
   }
-  std::sort(order.begin(), order.end());
-  return order;
+  std::vector<T> selected = magnitude;
+  std::nth_element(selected.begin(), selected.begin() + (k - 1), selected.end(), std::greater<T>());
+  const T threshold = selected[static_cast<size_t>(k - 1)];
+  int64_t above = 0;
+  for (T value : magnitude) above += value > threshold ? 1 : 0;
+  int64_t ties_left = k - above;
+  for (int64_t i = 0; i < elements; ++i) {
+    if (magnitude[i] > threshold) {
+      kept.push_back(i);
+    } else if (magnitude[i] == threshold && ties_left > 0) {
+      kept.push_back(i);
+      --ties_left;
+    }
+  }
+  return kept;
 }
 
 template <typename T, typename Index>

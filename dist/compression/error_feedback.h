@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "core/tensor.h"
 #include "layers/state_dict.h"

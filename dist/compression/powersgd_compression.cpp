@@ -173,9 +173,12 @@ WorkHandle PowerSgdCompression::compress(ProcessGroup& group, HookBucket& bucket
   if (!plan.matrices.empty()) {
     Tensor& q = q_memory_[bucket.index];
     if (!options_.warm_start || !q.defined()) {
-      // Drawn on the host as PyTorch does, so every device gets the same values.
+      // Drawn on the host as PyTorch does, so every device gets the same values, in the working
+      // dtype (random draws need not exist in half precision).
       MemoryTagScope tag(MemoryTag::Communication);
-      q = randn({plan.q_elements}, {.dtype = buffer.dtype()}, &generator_).to(buffer.device());
+      q = randn({plan.q_elements}, {.dtype = working_dtype(buffer.dtype())}, &generator_)
+              .to(buffer.dtype())
+              .to(buffer.device());
     } else if (q.numel() != plan.q_elements) {
       fail("PowerSgdCompression: the Q matrices of bucket ", bucket.index, " hold ", q.numel(),
            " elements but its plan needs ", plan.q_elements, " (a state loaded from another model or rank)");

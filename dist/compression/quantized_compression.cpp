@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "core/allocator.h"
@@ -54,8 +57,11 @@ void encode_int8(const T* x, T* residual, const Layout& layout, uint32_t* words)
     bool finite = true;
     double max_magnitude = 0;
     for (int64_t i = begin; i < end; ++i) {
-      if (!std::isfinite(x[i])) finite = false;
-      else max_magnitude = std::max(max_magnitude, std::abs(static_cast<double>(x[i])));
+      if (!std::isfinite(x[i])) {
+        finite = false;
+      } else {
+        max_magnitude = std::max(max_magnitude, std::abs(static_cast<double>(x[i])));
+      }
     }
     if (!finite) {
       words[chunk] = static_cast<uint32_t>(kNonFiniteChunk);
@@ -63,11 +69,18 @@ void encode_int8(const T* x, T* residual, const Layout& layout, uint32_t* words)
     }
     int exponent = max_magnitude == 0 ? 0 : int8_exponent(max_magnitude);
     words[chunk] = static_cast<uint32_t>(static_cast<int32_t>(exponent));
+    // Multiplying by a power of two in double is exact (both factors are normal doubles for every
+    // float and all but the tiniest doubles) and much faster than ldexp per value; the rounding
+    // to T of q * 2^exponent is exact too (see the header).
+    const bool in_double_range = exponent > -1000 && exponent < 1000;
+    const double to_units = std::ldexp(1.0, -exponent);
+    const double scale = std::ldexp(1.0, exponent);
     for (int64_t i = begin; i < end; ++i) {
-      T quantized = std::nearbyint(std::ldexp(x[i], -exponent));  // in [-127, 127], exact division
-      T sent = std::ldexp(quantized, exponent);                    // exact (see the header)
+      double quantized = in_double_range ? std::nearbyint(static_cast<double>(x[i]) * to_units)
+                                         : std::nearbyint(std::ldexp(static_cast<double>(x[i]), -exponent));
+      T sent = static_cast<T>(in_double_range ? quantized * scale : std::ldexp(quantized, exponent));
       residual[i] = x[i] - sent;
-      auto byte = static_cast<uint8_t>(static_cast<int8_t>(quantized));
+      auto byte = static_cast<uint8_t>(static_cast<int8_t>(quantized));  // |quantized| <= 127
       data[i / 4] |= static_cast<uint32_t>(byte) << (8 * (i % 4));
     }
   }
@@ -84,9 +97,11 @@ void add_decoded_int8(const uint32_t* words, const Layout& layout, T* sum) {
       for (int64_t i = begin; i < end; ++i) sum[i] = std::numeric_limits<T>::quiet_NaN();
       continue;
     }
+    const bool in_double_range = exponent > -1000 && exponent < 1000;
+    const double scale = std::ldexp(1.0, exponent);
     for (int64_t i = begin; i < end; ++i) {
       auto quantized = static_cast<int8_t>(static_cast<uint8_t>(data[i / 4] >> (8 * (i % 4))));
-      sum[i] += std::ldexp(static_cast<T>(quantized), exponent);
+      sum[i] += static_cast<T>(in_double_range ? quantized * scale : std::ldexp(static_cast<double>(quantized), exponent));
     }
   }
 }
@@ -104,9 +119,9 @@ void encode_sign(const T* x, T* residual, const Layout& layout, uint32_t* words)
     if (!std::isfinite(scale)) continue;
     auto magnitude = static_cast<T>(scale);
     for (int64_t i = begin; i < end; ++i) {
-      bool negative = x[i] < 0;
+      bool negative = x[i] < 0;  // branch-free: the signs of gradients are a coin toss
       residual[i] = x[i] - (negative ? -magnitude : magnitude);
-      if (negative) data[i / 32] |= uint32_t{1} << (i % 32);
+      data[i / 32] |= static_cast<uint32_t>(negative) << (i % 32);
     }
   }
 }

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
-#include <numeric>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -18,26 +21,32 @@
 namespace dtrain::dist {
 namespace {
 
-// The indices of the k largest |x| (NaN largest; ties to the lower index), ascending.
+// The indices of the k largest |x| (NaN largest; ties to the lower index), ascending: the k-th
+// largest magnitude found by selection on a copy of the magnitudes (contiguous, so fast), then
+// one pass in index order takes everything above it and the first of those equal to it.
 template <typename T>
 std::vector<int64_t> largest_magnitudes(const T* x, int64_t elements, int64_t k) {
-  auto magnitude = [x](int64_t i) {
-    return std::isnan(x[i]) ? std::numeric_limits<double>::infinity() : std::abs(static_cast<double>(x[i]));
-  };
-  std::vector<int64_t> order(static_cast<size_t>(elements));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  if (k < elements) {
-    // A strict total order (magnitude, then index), so the choice does not depend on the
-    // library's selection algorithm.
-    std::nth_element(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-      double magnitude_a = magnitude(a);
-      double magnitude_b = magnitude(b);
-      return magnitude_a != magnitude_b ? magnitude_a > magnitude_b : a < b;
-    });
-    order.resize(static_cast<size_t>(k));
+  std::vector<int64_t> kept;
+  kept.reserve(static_cast<size_t>(k));
+  std::vector<T> magnitude(static_cast<size_t>(elements));
+  for (int64_t i = 0; i < elements; ++i) {
+    magnitude[i] = std::isnan(x[i]) ? std::numeric_limits<T>::infinity() : std::abs(x[i]);
   }
-  std::sort(order.begin(), order.end());
-  return order;
+  std::vector<T> selected = magnitude;
+  std::nth_element(selected.begin(), selected.begin() + (k - 1), selected.end(), std::greater<T>());
+  const T threshold = selected[static_cast<size_t>(k - 1)];
+  int64_t above = 0;
+  for (T value : magnitude) above += value > threshold ? 1 : 0;
+  int64_t ties_left = k - above;
+  for (int64_t i = 0; i < elements; ++i) {
+    if (magnitude[i] > threshold) {
+      kept.push_back(i);
+    } else if (magnitude[i] == threshold && ties_left > 0) {
+      kept.push_back(i);
+      --ties_left;
+    }
+  }
+  return kept;
 }
 
 template <typename T, typename Index>
@@ -106,12 +115,13 @@ WorkHandle TopKCompression::compress(ProcessGroup& group, HookBucket& bucket) {
   }
   error_feedback_.compensate(bucket.index, compensated);
   Tensor residual = error_feedback_.residual(bucket.index);
+  const bool wide_indices = index_dtype == kInt64;
   if (working == kFloat64) {
-    if (index_dtype == kInt32) encode<double, int32_t>(compensated, residual, k, indices, values);
-    else encode<double, int64_t>(compensated, residual, k, indices, values);
+    wide_indices ? encode<double, int64_t>(compensated, residual, k, indices, values)
+                 : encode<double, int32_t>(compensated, residual, k, indices, values);
   } else {
-    if (index_dtype == kInt32) encode<float, int32_t>(compensated, residual, k, indices, values);
-    else encode<float, int64_t>(compensated, residual, k, indices, values);
+    wide_indices ? encode<float, int64_t>(compensated, residual, k, indices, values)
+                 : encode<float, int32_t>(compensated, residual, k, indices, values);
   }
   WorkHandle indices_work = all_gather(group, indices, all_indices);
   WorkHandle values_work = all_gather(group, values, all_values);
@@ -121,11 +131,11 @@ WorkHandle TopKCompression::compress(ProcessGroup& group, HookBucket& bucket) {
     Tensor sum = zeros({elements}, {.dtype = working});
     const int64_t count = k * ranks;
     if (working == kFloat64) {
-      if (index_dtype == kInt32) scatter_add_all<double, int32_t>(all_indices, all_values, count, sum);
-      else scatter_add_all<double, int64_t>(all_indices, all_values, count, sum);
+      wide_indices ? scatter_add_all<double, int64_t>(all_indices, all_values, count, sum)
+                   : scatter_add_all<double, int32_t>(all_indices, all_values, count, sum);
     } else {
-      if (index_dtype == kInt32) scatter_add_all<float, int32_t>(all_indices, all_values, count, sum);
-      else scatter_add_all<float, int64_t>(all_indices, all_values, count, sum);
+      wide_indices ? scatter_add_all<float, int64_t>(all_indices, all_values, count, sum)
+                   : scatter_add_all<float, int32_t>(all_indices, all_values, count, sum);
     }
     sum.div_(static_cast<double>(ranks));  // as allreduce_hook: the sum divided once
     buffer.copy_(sum.view(buffer.shape()));

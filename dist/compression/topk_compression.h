@@ -16,6 +16,7 @@
 //
 // The work is CPU loops on the data: a CUDA bucket is copied to the host and the result back.
 // Gradients in float64 are processed in float64, every other dtype in float32.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 

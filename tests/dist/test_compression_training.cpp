@@ -3,11 +3,15 @@
 // optimizer, compression) continues bitwise, and make_gradient_compression's specs and errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/core.h"
 #include "dist/compression/compression.h"
 #include "optim/sgd.h"
 #include "tests/dist/ddp_test_support.h"
@@ -74,6 +78,18 @@ double mean_loss(Run& run) {
     total += cross_entropy((*run.model)(batch.inputs), batch.targets).item();
   }
   return total / 4;
+}
+
+// A 6 x 5 weight and its bias in one bucket.
+HookBucket make_layer_bucket(DType dtype) {
+  HookBucket bucket{.index = 0, .buffer = zeros({35}, {.dtype = dtype}), .gradients = {}, .is_last = true};
+  bucket.gradients = {bucket.buffer.narrow(0, 0, 30).view({6, 5}), bucket.buffer.narrow(0, 30, 5)};
+  return bucket;
+}
+
+Tensor rank_gradient_values(int64_t elements, int rank) {
+  Generator generator(900 + static_cast<uint64_t>(rank));
+  return randn({elements}, {}, &generator);
 }
 
 }  // namespace
@@ -160,4 +176,68 @@ TEST_CASE("make_gradient_compression: the accepted specs and named errors", "[co
   auto compression = make_gradient_compression("powersgd:2");
   CHECK_THROWS_WITH(compression->load_state_dict(StateDict()), Catch::Contains("missing key 'steps'") &&
                                                                     Catch::Contains("missing key 'generator.seed'"));
+}
+
+// What each compression hands to collectives for one bucket of a 256 x 128 float32 weight and its
+// bias (32,896 values, 131,584 bytes for the exact all-reduce), from each format's definition:
+//   powersgd:4  P (256 x 4) with the bias, then Q (128 x 4):  (1024 + 128 + 512) * 4 =  6,656
+//   int8        129 chunk exponents + 8,224 words of 4 bytes: (129 + 8224) * 4       = 33,412
+//   1bit        129 chunk scales + 1,028 words of 32 signs:   (129 + 1028) * 4       =  4,628
+//   topk:0.01   329 = ceil(328.96) Int32 indices + values:    329 * 8                =  2,632
+TEST_CASE("Payload bytes each compression hands to collectives for one layer", "[compression]") {
+  const std::vector<std::pair<std::string, int64_t>> expected = {
+      {"powersgd:4", 6656}, {"int8", 33412}, {"1bit", 4628}, {"topk:0.01", 2632}};
+  for (const auto& [spec, bytes] : expected) {
+    INFO(spec);
+    std::shared_ptr<GradientCompression> compression = make_gradient_compression(spec, 1);
+    HookBucket bucket{.index = 0, .buffer = zeros({256 * 128 + 128}), .gradients = {}, .is_last = true};
+    bucket.gradients = {bucket.buffer.narrow(0, 0, 256 * 128).view({256, 128}), bucket.buffer.narrow(0, 256 * 128, 128)};
+    Generator generator(5);
+    for (int64_t step = 0; step < 2; ++step) {
+      bucket.buffer.copy_(randn({256 * 128 + 128}, {}, &generator));
+      compression->reduce(world(), bucket)->wait();
+      // Step 0 is before start_step: the exact all-reduce.
+      CHECK(compression->payload_bytes_last_step() == (step == 0 ? 131584 : bytes));
+    }
+  }
+}
+
+// bfloat16 gradients: the CPU-loop compressions work on a float32 copy, so their result is the
+// float32 result on the same (bf16) values, rounded to bf16 once. PowerSGD works in bf16 itself
+// (its Q drawn in float32): at full rank it must still be the average to bf16's precision.
+TEST_CASE("Compressions of bfloat16 buckets", "[compression]") {
+  const int64_t elements = 6 * 5 + 5;
+  Tensor values = rank_gradient_values(elements, world().rank());
+  for (const char* spec : {"int8", "1bit", "topk:0.3"}) {
+    INFO(spec);
+    HookBucket half = make_layer_bucket(kBFloat16);
+    HookBucket single = make_layer_bucket(kFloat32);
+    half.buffer.copy_(values);
+    single.buffer.copy_(half.buffer);  // the same values, exactly
+    make_gradient_compression(spec)->reduce(world(), half)->wait();
+    make_gradient_compression(spec)->reduce(world(), single)->wait();
+    CHECK(half.buffer.to_vector<float>() == single.buffer.to(kBFloat16).to_vector<float>());
+  }
+  auto powersgd = std::make_shared<PowerSgdCompression>(PowerSgdOptions{.rank = 5, .min_compression_rate = 0.0});
+  HookBucket half = make_layer_bucket(kBFloat16);
+  half.buffer.copy_(values);
+  powersgd->reduce(world(), half)->wait();
+  CHECK(powersgd->compressed_matrix_count(0) == 1);
+  Tensor all = empty({elements * world().size()}, {.dtype = kBFloat16});
+  world().all_gather(values.to(kBFloat16), all)->wait();
+  std::vector<double> gathered = all.to_vector<double>();
+  std::vector<double> result = half.buffer.to_vector<double>();
+  std::vector<double> mean(elements, 0.0);
+  for (int64_t i = 0; i < elements; ++i) {
+    for (int rank = 0; rank < world().size(); ++rank) mean[i] += gathered[rank * elements + i] / world().size();
+  }
+  double largest = 0;
+  for (double value : mean) largest = std::max(largest, std::abs(value));
+  for (int64_t i = 0; i < elements; ++i) {
+    // bf16 keeps 8 bits: P, Q and the products each round at 2^-9 relative, and P's columns lose
+    // orthogonality by about that times the condition of the 6 x 5 matrix; 5% of the largest value
+    // covers that, while a rank-1 result misses by the order of the values themselves.
+    INFO("element " << i << ": " << result[i] << " against the average " << mean[i]);
+    CHECK(std::abs(result[i] - mean[i]) <= 0.05 * largest);
+  }
 }

@@ -123,7 +123,9 @@ void post_messages(const std::vector<PointToPoint>& operations, MPI_Comm comm, s
     const Tensor& tensor = operation.tensor;
     MPI_Datatype datatype = mpi_datatype(tensor.dtype());
     char* data = static_cast<char*>(tensor.data());
-    for (int64_t start = 0; start < tensor.numel(); start += kMaxChunkElements) {
+    // At least one message, empty for an empty tensor: an empty receive paired with a send that
+    // is not empty is then MPI's truncation error instead of a message nobody receives.
+    for (int64_t start = 0; start == 0 || start < tensor.numel(); start += kMaxChunkElements) {
       const int count = static_cast<int>(std::min(kMaxChunkElements, tensor.numel() - start));
       void* chunk = data + start * tensor.element_size();
       MPI_Request request = MPI_REQUEST_NULL;

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/ops/factory.h"
 #include "dist/mpi_error.h"
+#include "dist/mpi_point_to_point.h"
 
 namespace dtrain::dist {
 namespace {
@@ -20,6 +21,8 @@ static_assert(sizeof(bool) == 1, "bool tensors travel as MPI_C_BOOL, one byte ea
 
 // MPI counts are int; all_reduce and broadcast go in chunks of this many elements.
 constexpr int64_t kMaxChunkElements = int64_t{1} << 30;
+
+}  // namespace
 
 MPI_Datatype mpi_datatype(DType dtype) {
   switch (dtype) {
@@ -33,6 +36,8 @@ MPI_Datatype mpi_datatype(DType dtype) {
   }
   fail("MPI backend: no MPI datatype for dtype ", dtype);
 }
+
+namespace {
 
 // Element-wise reductions of 16-bit floats for MPI: compute in float, round once per step.
 template <typename Half, typename Combine>
@@ -102,43 +107,6 @@ int checked_count(int64_t count, const char* collective) {
          "); split the tensor");
   }
   return static_cast<int>(count);
-}
-
-// Point-to-point messages of send_receive carry this tag; tensors over kMaxChunkElements go as
-// several messages, which MPI delivers in order between one pair of ranks.
-constexpr int kPointToPointTag = 17;
-
-// One MPI message of a send_receive: a chunk of one operation's tensor.
-struct PointToPointMessage {
-  size_t operation = 0;
-  int count = 0;
-};
-
-// Posts every message of operations (Isend / Irecv); raises, after cancelling and completing the
-// requests it already posted, when one cannot be posted.
-void post_messages(const std::vector<PointToPoint>& operations, MPI_Comm comm, std::vector<MPI_Request>& requests,
-                   std::vector<PointToPointMessage>& messages) {
-  for (size_t index = 0; index < operations.size(); ++index) {
-    const PointToPoint& operation = operations[index];
-    const Tensor& tensor = operation.tensor;
-    MPI_Datatype datatype = mpi_datatype(tensor.dtype());
-    char* data = static_cast<char*>(tensor.data());
-    for (int64_t start = 0; start < tensor.numel(); start += kMaxChunkElements) {
-      const int count = static_cast<int>(std::min(kMaxChunkElements, tensor.numel() - start));
-      void* chunk = data + start * tensor.element_size();
-      MPI_Request request = MPI_REQUEST_NULL;
-      int code = operation.kind == PointToPoint::Send
-                     ? MPI_Isend(chunk, count, datatype, operation.peer, kPointToPointTag, comm, &request)
-                     : MPI_Irecv(chunk, count, datatype, operation.peer, kPointToPointTag, comm, &request);
-      if (code != MPI_SUCCESS) {
-        for (MPI_Request& posted : requests) MPI_Cancel(&posted);
-        MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
-        check_mpi(code, operation.kind == PointToPoint::Send ? "MPI_Isend" : "MPI_Irecv");
-      }
-      requests.push_back(request);
-      messages.push_back({index, count});
-    }
-  }
 }
 
 bool overlaps(const Tensor& a, const Tensor& b) {
@@ -267,32 +235,8 @@ WorkHandle MpiBackend::barrier() {
 WorkHandle MpiBackend::send_receive(const std::vector<PointToPoint>& operations) {
   std::string description =
       detail::concat("MPI send_receive(", describe_point_to_point(operations), ") on rank ", rank_, " of ", size_);
-  return thread_->enqueue(std::move(description), [operations, comm = comm_] {
-    std::vector<MPI_Request> requests;
-    std::vector<PointToPointMessage> messages;
-    post_messages(operations, comm, requests, messages);
-    std::vector<MPI_Status> statuses(requests.size());
-    const int code = MPI_Waitall(static_cast<int>(requests.size()), requests.data(), statuses.data());
-    for (size_t message = 0; message < messages.size(); ++message) {
-      const PointToPoint& operation = operations[messages[message].operation];
-      const char* kind = point_to_point_kind_name(operation.kind);
-      // With MPI_ERR_IN_STATUS each status holds its own message's error.
-      if (code == MPI_ERR_IN_STATUS && statuses[message].MPI_ERROR != MPI_SUCCESS) {
-        check_mpi(statuses[message].MPI_ERROR,
-                  detail::concat("MPI_Waitall (the ", kind, " of operation ", messages[message].operation,
-                                 ", peer rank ", operation.peer, ")")
-                      .c_str());
-      }
-      if (code != MPI_SUCCESS || operation.kind != PointToPoint::Receive) continue;
-      int received = 0;
-      check_mpi(MPI_Get_count(&statuses[message], mpi_datatype(operation.tensor.dtype()), &received), "MPI_Get_count");
-      if (received != messages[message].count) {
-        fail("send_receive: the receive of operation ", messages[message].operation, " from rank ", operation.peer,
-             " expected ", messages[message].count, " elements of ", operation.tensor.dtype(), " in its message, got ",
-             received, " (the send and its receive must have the same dtype and size)");
-      }
-    }
-    check_mpi(code, "MPI_Waitall");
+  return thread_->enqueue(std::move(description), [operations, comm = comm_, size = size_] {
+    exchange_point_to_point(operations, comm, size);
   });
 }
 

@@ -17,10 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "dist/communication_thread.h"
 #include "dist/process_group.h"
 
 namespace dtrain::dist {
+
+// The MPI type a tensor of dtype travels as (16-bit floats: MPI_UINT16_T, reduced by dtrain's ops).
+MPI_Datatype mpi_datatype(DType dtype);
 
 class MpiBackend : public CommunicationBackend {
  public:
@@ -37,9 +41,8 @@ class MpiBackend : public CommunicationBackend {
   WorkHandle all_gather(const Tensor& input, Tensor& output) override;
   WorkHandle reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op) override;
   WorkHandle barrier() override;
-  // One communication-thread task posts every MPI_Isend and MPI_Irecv, then MPI_Waitall: the sends
-  // and receives of a ring all progress together. A receive that got fewer elements than its
-  // tensor holds raises from wait() (a longer message is MPI's truncation error, raised too).
+  // One communication-thread task posts every send, matches every receive, then waits for all
+  // (dist/mpi_point_to_point.h). A message of another size than its receive raises from wait().
   WorkHandle send_receive(const std::vector<PointToPoint>& operations) override;
   std::unique_ptr<CommunicationBackend> split(int color, int key) override;
 

@@ -7,6 +7,7 @@
 // The parameters stay separate tensors that the optimizer and autograd own; the copy is cheap next
 // to the communication the averagers exist to make rare.
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/tensor.h"

@@ -13,6 +13,7 @@
 #include <numbers>
 #include <vector>
 
+#include "core/profiler.h"
 #include "dist/model_averaging/model_averaging.h"
 #include "tests/dist/ddp_test_support.h"
 #include "tests/dist/test_model_averaging_support.h"
@@ -293,5 +294,30 @@ TEST_CASE("gossip on a fixed model reaches consensus at the rate of the ring's s
     // Consensus on the average the ranks started from (preserved, up to float32 rounding).
     std::vector<double> final_values = flat_parameters(*model);
     CHECK(relative_difference(final_values, initial_average) <= 1e-5);
+  }
+}
+
+TEST_CASE("gossip: one send_receive per flat bucket per average(), carrying the bucket to each neighbour",
+          "[model-averaging]") {
+  const int n = world().size();
+  for (double bucket_cap_mb : {25.0, 0.0}) {
+    auto model = make_model(kFloat32);
+    const int64_t parameter_bytes = static_cast<int64_t>(flat_parameters(*model).size()) * 4;
+    GossipAveraging gossip(model->parameters(), nullptr, {.bucket_cap_mb = bucket_cap_mb});
+    profiler::Profile profile;
+    gossip.average();
+    profile.stop();
+    int64_t exchanges = 0;
+    int64_t sent_bytes = 0;
+    for (const profiler::Event& event : profile.events()) {
+      if (event.kind != profiler::EventKind::Collective || event.name != "send_receive") continue;
+      ++exchanges;
+      sent_bytes += event.bytes;
+    }
+    INFO("bucket_cap_mb " << bucket_cap_mb);
+    // The model's 4 tensors: one bucket under a 25 MiB cap, one each with a cap of 0; a ring of
+    // one exchanges nothing.
+    CHECK(exchanges == (n == 1 ? 0 : bucket_cap_mb > 0 ? 1 : 4));
+    CHECK(sent_bytes == (n == 1 ? 0 : parameter_bytes * std::min(n - 1, 2)));
   }
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/profiler.h"
 #include "dist/model_averaging/model_averaging.h"
 #include "optim/sgd.h"
 #include "tests/dist/ddp_test_support.h"
@@ -212,4 +213,28 @@ TEST_CASE("PostLocalSgd refuses a bad schedule, and its state records the schedu
   same.load_state_dict(state);
   PostLocalSgd other(model->parameters(), nullptr, {.start_step = 4, .period = 2});
   CHECK_THROWS_WITH(other.load_state_dict(state), Catch::Contains("period: the state has 8, this PostLocalSgd 2"));
+}
+
+TEST_CASE("local SGD averages in one all-reduce per flat bucket, and only when a period ends", "[model-averaging]") {
+  const int ranks = world().size();
+  for (double bucket_cap_mb : {25.0, 0.0}) {
+    INFO("bucket_cap_mb " << bucket_cap_mb);
+    auto model = make_mlp(kFloat32, 5);
+    PostLocalSgd local_sgd(model->parameters(), nullptr, {.start_step = 1, .period = 2, .bucket_cap_mb = bucket_cap_mb});
+    for (int64_t steps_done = 1; steps_done <= 5; ++steps_done) {
+      INFO("steps done " << steps_done);
+      profiler::Profile profile;
+      local_sgd.after_step(steps_done);
+      profile.stop();
+      int64_t all_reduces = 0;
+      for (const profiler::Event& event : profile.events()) {
+        if (event.kind == profiler::EventKind::Collective && event.name == "all_reduce") ++all_reduces;
+      }
+      // Averages after 3 and 5 steps: the MLP's 6 tensors in one bucket, or one bucket each; a
+      // world of one has nothing to average.
+      const bool averages = steps_done == 3 || steps_done == 5;
+      CHECK(local_sgd.averages_after(steps_done) == averages);
+      CHECK(all_reduces == (averages && ranks > 1 ? (bucket_cap_mb > 0 ? 1 : 6) : 0));
+    }
+  }
 }

@@ -2,6 +2,7 @@
 // What the model-averaging tests share: a model's parameters as one flat list of values (read,
 // written), and whether every rank holds the same values.
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/core.h"

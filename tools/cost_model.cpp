@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     std::string algorithm = "auto", model_preset = "tiny", methods_text;
     int64_t vocabulary = 256, context = 128, d_model = 256, layers = 4, mlp_ratio = 4, parameters = 0;
     double bucket_cap_mb = 25, first_bucket_cap_mb = 1, zero_bucket_cap_mb = 25;
-    int64_t element_bytes = 4, chunk_elements = 1024, index_bytes = 8;
+    int64_t element_bytes = 4, chunk_elements = 256, index_bytes = 4;
 
     dtrain::command_line::FlagParser flags(
         "dtrain-cost-model",

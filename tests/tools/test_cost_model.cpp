@@ -181,22 +181,22 @@ TEST_CASE("cost model: PowerSGD sends P and Q, or the matrix when rank r does no
 
 TEST_CASE("cost model: quantized and top-k all-gathers grow with N", "[cost_model]") {
   StepSettings settings = small_buckets();
-  // int8: a byte per element plus 4 per 1024: buckets of 262,144 elements -> 263,168 bytes, of
-  // 524,288 -> 526,336; per rank 2*263,168 + 4*526,336 = 2,631,680 handed over, 3 of them received.
+  // int8: a byte per element plus 4 per 256: buckets of 262,144 elements -> 266,240 bytes, of
+  // 524,288 -> 532,480; per rank 2*266,240 + 4*532,480 = 2,662,400 handed over, 3 of them received.
   const StepPrediction int8 = predict_step(method_from_spec("int8"), ten_matrices(), flat_network(4), settings);
-  CHECK(int8.payload_bytes == Approx(2631680.0));
-  CHECK(int8.bytes_sent == Approx(3 * 2631680.0));
-  // 6*3*1e-3 + (3/4)*4*2,631,680*1e-9
-  CHECK(int8.communication_seconds == Approx(18e-3 + 7.89504e-3));
-  // 1-bit: 262,144/8 + 1,024 = 33,792 and 65,536 + 2,048 = 67,584: 2*33,792 + 4*67,584
+  CHECK(int8.payload_bytes == Approx(2662400.0));
+  CHECK(int8.bytes_sent == Approx(3 * 2662400.0));
+  // 6*3*1e-3 + (3/4)*4*2,662,400*1e-9
+  CHECK(int8.communication_seconds == Approx(18e-3 + 7.9872e-3));
+  // 1-bit: 262,144/8 + 4*1,024 = 36,864 and 65,536 + 4*2,048 = 73,728: 2*36,864 + 4*73,728
   const StepPrediction one_bit = predict_step(method_from_spec("1bit"), ten_matrices(), flat_network(4), settings);
-  CHECK(one_bit.payload_bytes == Approx(337920.0));
-  // top-1%: ceil(2621.44) = 2622 and ceil(5242.88) = 5243 kept, 12 bytes each: 2*31,464 + 4*62,916
+  CHECK(one_bit.payload_bytes == Approx(368640.0));
+  // top-1%: ceil(2621.44) = 2622 and ceil(5242.88) = 5243 kept, 8 bytes each: 2*20,976 + 4*41,944
   const StepPrediction top = predict_step(method_from_spec("topk:0.01"), ten_matrices(), flat_network(4), settings);
-  CHECK(top.payload_bytes == Approx(314592.0));
-  // At N = 8 the int8 gather receives 7 copies: (7/8)*8*2,631,680 bytes on the wire.
+  CHECK(top.payload_bytes == Approx(209728.0));
+  // At N = 8 the int8 gather receives 7 copies: (7/8)*8*2,662,400 bytes on the wire.
   const StepPrediction wide = predict_step(method_from_spec("int8"), ten_matrices(), flat_network(8), settings);
-  CHECK(wide.bytes_sent == Approx(7 * 2631680.0));
+  CHECK(wide.bytes_sent == Approx(7 * 2662400.0));
 }
 
 TEST_CASE("cost model: local SGD and gossip", "[cost_model]") {

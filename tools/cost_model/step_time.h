@@ -59,8 +59,8 @@ struct StepSettings {
   double bucket_cap_bytes = 25.0 * 1024 * 1024;        // DDP's bucket_cap_mb
   double first_bucket_cap_bytes = 1.0 * 1024 * 1024;   // DDP's first_bucket_cap_mb
   double zero_bucket_cap_bytes = 25.0 * 1024 * 1024;   // ZeroOptions::bucket_cap_mb (stages 1-2)
-  int64_t chunk_elements = 1024;     // int8 / 1-bit: elements per scale
-  int64_t index_bytes = 8;           // top-k: bytes of an index
+  int64_t chunk_elements = 256;      // int8 / 1-bit: elements per scale (dist/compression/quantized_compression.h)
+  int64_t index_bytes = 4;           // top-k: bytes of an index (Int32 below 2^31 elements)
 };
 
 enum class CollectiveKind { AllReduce, AllGather, ReduceScatter, NeighbourExchange };

@@ -89,6 +89,10 @@ WorkHandle HierarchicalAllReduce::reduce_scatter(const Tensor& input, Tensor& ou
 
 WorkHandle HierarchicalAllReduce::barrier() { return flat_->barrier(); }
 
+WorkHandle HierarchicalAllReduce::send_receive(const std::vector<PointToPoint>& operations) {
+  return flat_->send_receive(operations);
+}
+
 std::unique_ptr<CommunicationBackend> HierarchicalAllReduce::split(int color, int key) {
   return flat_->split(color, key);
 }

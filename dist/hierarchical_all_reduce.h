@@ -14,7 +14,7 @@
 // group's size before step 3 — the same division the flat path makes. Hosts may hold different
 // numbers of ranks; a host of one rank skips steps 1 and 3.
 //
-// Only all_reduce is hierarchical: broadcast, all_gather, reduce_scatter, barrier and split go to
+// Only all_reduce is hierarchical: broadcast, all_gather, reduce_scatter, barrier, send_receive and split go to
 // the flat backend unchanged (split gives the sub-group a flat backend). dist::init installs it on
 // the world group (DTRAIN_HIERARCHICAL_ALLREDUCE, dist/init.h); CUDA tensors keep NCCL, which
 // handles the topology itself.
@@ -31,6 +31,7 @@
 // Results: sums are reduced in a different order than the flat algorithm's, so floating results
 // may differ from it in the last bits (integers and exactly representable sums do not).
 #include <memory>
+#include <vector>
 
 #include "dist/process_group.h"
 
@@ -54,6 +55,7 @@ class HierarchicalAllReduce : public CommunicationBackend {
   WorkHandle all_gather(const Tensor& input, Tensor& output) override;
   WorkHandle reduce_scatter(const Tensor& input, Tensor& output, ReduceOp op) override;
   WorkHandle barrier() override;
+  WorkHandle send_receive(const std::vector<PointToPoint>& operations) override;
   std::unique_ptr<CommunicationBackend> split(int color, int key) override;
 
   int ranks_on_this_host() const;

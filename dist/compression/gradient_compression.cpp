@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "core/error.h"
@@ -76,6 +78,27 @@ std::optional<int64_t> GradientCompression::read_steps(const optim::StateDict& s
     return std::nullopt;
   }
   return static_cast<int64_t>(*steps);
+}
+
+StateDict GradientCompression::state_dict() const {
+  StateDict state;
+  save_steps(state);
+  error_feedback_.save(state);
+  return state;
+}
+
+void GradientCompression::load_state_dict(const StateDict& state) {
+  optim::StateDict entries = state.to_map();
+  optim::StateDictProblems problems;
+  std::optional<int64_t> steps = read_steps(entries, problems);
+  std::map<size_t, Tensor> residuals = error_feedback_.read(entries, problems);
+  problems.raise_if_any("gradient compression " + name() + ": load_state_dict");
+  set_steps(*steps);
+  error_feedback_.replace(std::move(residuals));
+}
+
+Tensor GradientCompression::residual(size_t bucket_index) const {
+  return error_feedback_.has_residual(bucket_index) ? error_feedback_.residual(bucket_index) : Tensor();
 }
 
 CommunicationHook as_hook(std::shared_ptr<GradientCompression> compression) {

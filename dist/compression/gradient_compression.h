@@ -25,6 +25,7 @@
 #include <string>
 
 #include "dist/comm_hooks.h"
+#include "dist/compression/error_feedback.h"
 #include "dist/process_group.h"
 #include "dist/work.h"
 #include "layers/state_dict.h"
@@ -45,11 +46,15 @@ class GradientCompression {
   virtual WorkHandle reduce(ProcessGroup& group, HookBucket& bucket);
   // This rank's state (error-feedback residuals, PowerSGD's Q matrices, the step counter, the
   // generator): it differs between ranks, so each rank saves its own. Copies; loading them into
-  // a compression of the same kind and options continues bitwise.
-  virtual StateDict state_dict() const = 0;
+  // a compression of the same kind and options continues bitwise. Here: "steps" and the
+  // residuals ("residual.<bucket>"); a compression with more state adds its own keys.
+  virtual StateDict state_dict() const;
   // Raises dtrain::Error listing every problem (missing keys, wrong dtypes) and changes nothing
   // then.
-  virtual void load_state_dict(const StateDict& state) = 0;
+  virtual void load_state_dict(const StateDict& state);
+
+  // The error-feedback residual of a bucket (undefined before its first compressed step): for tests.
+  Tensor residual(size_t bucket_index) const;
 
   // Steps counted so far (backwards whose last bucket this compression reduced).
   int64_t steps() const { return steps_; }
@@ -75,6 +80,8 @@ class GradientCompression {
   // key checked out.
   std::optional<int64_t> read_steps(const optim::StateDict& state, optim::StateDictProblems& problems) const;
   void set_steps(int64_t steps) { steps_ = steps; }
+
+  ErrorFeedback error_feedback_;  // every compression here feeds its error back
 
  private:
   int64_t start_step_;

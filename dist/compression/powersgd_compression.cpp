@@ -263,21 +263,15 @@ void PowerSgdCompression::finish(ProcessGroup& group, HookBucket bucket, Tensor 
   }
 }
 
-Tensor PowerSgdCompression::residual(size_t bucket_index) const {
-  return error_feedback_.has_residual(bucket_index) ? error_feedback_.residual(bucket_index) : Tensor();
-}
-
 size_t PowerSgdCompression::compressed_matrix_count(size_t bucket_index) const {
   auto found = plans_.find(bucket_index);
   return found == plans_.end() ? 0 : found->second.matrices.size();
 }
 
 StateDict PowerSgdCompression::state_dict() const {
-  StateDict state;
-  save_steps(state);
+  StateDict state = GradientCompression::state_dict();  // steps, residuals
   state.insert("generator.seed", optim::int64_scalar(std::bit_cast<int64_t>(generator_.seed())));
   state.insert("generator.offset", optim::int64_scalar(std::bit_cast<int64_t>(generator_.offset())));
-  error_feedback_.save(state);
   if (options_.warm_start) {
     for (const auto& [bucket, q] : q_memory_) state.insert(kQPrefix + std::to_string(bucket), q.clone());
   }

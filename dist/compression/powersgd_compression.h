@@ -72,9 +72,7 @@ class PowerSgdCompression : public GradientCompression {
   void load_state_dict(const StateDict& state) override;
 
   const PowerSgdOptions& options() const { return options_; }
-  // For tests: the residual of a bucket (undefined before its first compressed step), and how
-  // many of its tensors are compressed (known after its first compressed step).
-  Tensor residual(size_t bucket_index) const;
+  // For tests: how many of a bucket's tensors are compressed (known after its first compressed step).
   size_t compressed_matrix_count(size_t bucket_index) const;
 
  protected:
@@ -108,7 +106,6 @@ class PowerSgdCompression : public GradientCompression {
 
   PowerSgdOptions options_;
   Generator generator_;
-  ErrorFeedback error_feedback_;
   std::map<size_t, BucketPlan> plans_;
   std::map<size_t, Tensor> q_memory_;  // by bucket: the packed Q's (warm start)
 };

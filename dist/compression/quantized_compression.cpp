@@ -220,25 +220,4 @@ WorkHandle QuantizedCompression::compress(ProcessGroup& group, HookBucket& bucke
   });
 }
 
-Tensor QuantizedCompression::residual(size_t bucket_index) const {
-  return error_feedback_.has_residual(bucket_index) ? error_feedback_.residual(bucket_index) : Tensor();
-}
-
-StateDict QuantizedCompression::state_dict() const {
-  StateDict state;
-  save_steps(state);
-  error_feedback_.save(state);
-  return state;
-}
-
-void QuantizedCompression::load_state_dict(const StateDict& state) {
-  optim::StateDict entries = state.to_map();
-  optim::StateDictProblems problems;
-  std::optional<int64_t> steps = read_steps(entries, problems);
-  std::map<size_t, Tensor> residuals = error_feedback_.read(entries, problems);
-  problems.raise_if_any("QuantizedCompression (" + name() + ")::load_state_dict");
-  set_steps(*steps);
-  error_feedback_.replace(std::move(residuals));
-}
-
 }  // namespace dtrain::dist

@@ -44,19 +44,14 @@ class QuantizedCompression : public GradientCompression {
   explicit QuantizedCompression(QuantizedOptions options = {});
 
   std::string name() const override { return options_.bits == 8 ? "int8" : "1-bit"; }
-  StateDict state_dict() const override;
-  void load_state_dict(const StateDict& state) override;
 
   const QuantizedOptions& options() const { return options_; }
-  // The residual of a bucket (undefined before the bucket was first compressed): for tests.
-  Tensor residual(size_t bucket_index) const;
 
  protected:
   WorkHandle compress(ProcessGroup& group, HookBucket& bucket) override;
 
  private:
   QuantizedOptions options_;
-  ErrorFeedback error_feedback_;
 };
 
 }  // namespace dtrain::dist

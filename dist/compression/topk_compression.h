@@ -36,21 +36,16 @@ class TopKCompression : public GradientCompression {
 
   // "top-1%"
   std::string name() const override;
-  StateDict state_dict() const override;
-  void load_state_dict(const StateDict& state) override;
 
   const TopKOptions& options() const { return options_; }
   // How many values a bucket of `elements` keeps.
   int64_t kept_count(int64_t elements) const;
-  // The residual of a bucket (undefined before the bucket was first compressed): for tests.
-  Tensor residual(size_t bucket_index) const;
 
  protected:
   WorkHandle compress(ProcessGroup& group, HookBucket& bucket) override;
 
  private:
   TopKOptions options_;
-  ErrorFeedback error_feedback_;
 };
 
 }  // namespace dtrain::dist

@@ -3,6 +3,7 @@
 #include "dist/checkpoint/checkpoint.h"
 #include "dist/collective_checker.h"
 #include "dist/comm_hooks.h"
+#include "dist/communication_volume.h"
 #include "dist/compression/compression.h"
 #include "dist/ddp.h"
 #include "dist/device_choice.h"

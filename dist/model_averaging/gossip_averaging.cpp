@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/error.h"
@@ -22,21 +23,6 @@ const GossipOptions& checked(const GossipOptions& options) {
          options.self_weight);
   }
   return options;
-}
-
-// Issues one collective per bucket, then waits for all of them; an issue that raises stops the
-// rest, and those already in flight are waited for before the error goes on.
-template <typename Issue>
-void issue_and_wait(size_t buckets, Issue&& issue) {
-  std::vector<WorkHandle> works;
-  FirstError first_error;
-  for (size_t bucket = 0; bucket < buckets; ++bucket) {
-    first_error.run([&] {
-      if (!first_error.failed()) works.push_back(issue(bucket));
-    });
-  }
-  first_error.run([&] { wait_all(works); });
-  first_error.rethrow();
 }
 
 }  // namespace
@@ -64,7 +50,7 @@ void GossipAveraging::average() {
   // A ring of one has no neighbours: its parameters are the average already.
   if (neighbours_.empty()) return;
   buckets_.pack();
-  issue_and_wait(buckets_.bucket_count(), [&](size_t bucket) {
+  issue_all_and_wait(buckets_.bucket_count(), [&](size_t bucket) {
     std::vector<PointToPoint> operations;
     for (size_t neighbour = 0; neighbour < neighbours_.size(); ++neighbour) {
       operations.push_back({PointToPoint::Send, buckets_.buffers()[bucket], neighbours_[neighbour]});
@@ -90,7 +76,7 @@ double GossipAveraging::consensus_distance() {
     values.push_back(buffer.to(kFloat64));
     means.push_back(values.back().clone());
   }
-  issue_and_wait(means.size(), [&](size_t bucket) { return group_->all_reduce(means[bucket], ReduceOp::Average); });
+  issue_all_and_wait(means.size(), [&](size_t bucket) { return group_->all_reduce(means[bucket], ReduceOp::Average); });
   double mine = 0.0;
   for (size_t bucket = 0; bucket < values.size(); ++bucket) {
     Tensor deviation = values[bucket] - means[bucket];

@@ -1,5 +1,6 @@
 #include "dist/model_averaging/post_local_sgd.h"
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -50,18 +51,10 @@ void PostLocalSgd::after_step(int64_t steps_done) {
 
 void PostLocalSgd::average_parameters() {
   buckets_.pack();
-  std::vector<WorkHandle> works;
-  FirstError first_error;
-  for (const Tensor& buffer : buckets_.buffers()) {
-    // A bucket whose all-reduce could not be issued stops the rest; those in flight are waited for.
-    first_error.run([&] {
-      if (first_error.failed()) return;
-      Tensor bucket = buffer;
-      works.push_back(group_->all_reduce(bucket, ReduceOp::Average));
-    });
-  }
-  first_error.run([&] { wait_all(works); });
-  first_error.rethrow();
+  issue_all_and_wait(buckets_.bucket_count(), [&](size_t bucket) {
+    Tensor buffer = buckets_.buffers()[bucket];
+    return group_->all_reduce(buffer, ReduceOp::Average);
+  });
   buckets_.unpack();
 }
 

@@ -4,6 +4,7 @@
 // the first mismatch.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -57,6 +58,30 @@ inline void check_values(const Tensor& tensor, const std::function<double(int64_
                     << expected(first_wrong));
     CHECK(first_wrong == -1);
   }
+}
+
+// Runs the provocation, requires that it raised a dtrain::Error on this rank within seconds (not
+// a hang: every rank runs it), and returns the message.
+template <typename Provocation>
+std::string error_of(Provocation&& provoke) {
+  auto start = std::chrono::steady_clock::now();
+  std::string message;
+  try {
+    provoke();
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  INFO("message: " << message);
+  REQUIRE_FALSE(message.empty());
+  REQUIRE(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  return message;
+}
+
+// Proof that the group is still in step after an error: a checked all_reduce gives the sum.
+inline void require_group_still_works(ProcessGroup& group) {
+  Tensor ones_everywhere = full({3}, 1.0, {.dtype = kFloat64});
+  group.all_reduce(ones_everywhere)->wait();
+  check_values(ones_everywhere, [&](int64_t) { return static_cast<double>(group.size()); });
 }
 
 // Sets the debug-mode checks for one scope (every rank must open it at the same point).

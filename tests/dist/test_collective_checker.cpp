@@ -11,35 +11,6 @@
 namespace dtrain::dist::collective_testing {
 using Catch::Matchers::Contains;
 
-namespace {
-
-// Runs the provocation, requires that it raised a dtrain::Error (on this rank — every rank runs
-// this), and returns the message.
-template <typename Provocation>
-std::string error_of(Provocation&& provoke) {
-  auto start = std::chrono::steady_clock::now();
-  std::string message;
-  try {
-    provoke();
-  } catch (const Error& error) {
-    message = error.what();
-  }
-  auto took = std::chrono::steady_clock::now() - start;
-  INFO("message: " << message);
-  REQUIRE_FALSE(message.empty());
-  REQUIRE(took < std::chrono::seconds(10));
-  return message;
-}
-
-// Proof that the group is still in step after an error: a checked all_reduce gives the sum.
-void require_group_still_works(ProcessGroup& group) {
-  Tensor ones_everywhere = full({3}, 1.0, {.dtype = kFloat64});
-  group.all_reduce(ones_everywhere)->wait();
-  check_values(ones_everywhere, [&](int64_t) { return static_cast<double>(group.size()); });
-}
-
-}  // namespace
-
 TEST_CASE("with the checks on, consistent collectives run as before", "[dist]") {
   CollectiveChecksScope checks(true);
   ProcessGroup& group = world();

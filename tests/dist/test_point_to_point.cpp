@@ -18,30 +18,6 @@ namespace {
 int right_of(int rank, int n) { return (rank + 1) % n; }
 int left_of(int rank, int n) { return (rank + n - 1) % n; }
 
-// Runs the provocation, requires that it raised a dtrain::Error on this rank within seconds (not
-// a hang), and returns the message.
-template <typename Provocation>
-std::string error_of(Provocation&& provoke) {
-  auto start = std::chrono::steady_clock::now();
-  std::string message;
-  try {
-    provoke();
-  } catch (const Error& error) {
-    message = error.what();
-  }
-  INFO("message: " << message);
-  REQUIRE_FALSE(message.empty());
-  REQUIRE(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
-  return message;
-}
-
-// Proof that the group is still in step after an error.
-void require_group_still_works(ProcessGroup& group) {
-  Tensor ones_everywhere = full({3}, 1.0, {.dtype = kFloat64});
-  group.all_reduce(ones_everywhere)->wait();
-  check_values(ones_everywhere, [&](int64_t) { return static_cast<double>(group.size()); });
-}
-
 }  // namespace
 
 TEST_CASE("a ring exchange gives every rank its left neighbour's tensor, in every dtype and size", "[dist]") {

@@ -36,9 +36,8 @@ class StepsWork : public Work {
   }
 
   void wait() override {
-    FirstError first_error;
-    for (const WorkHandle& step : steps_) first_error.run([&] { step->wait(); });
-    first_error.rethrow();
+    std::vector<WorkHandle> steps = steps_;  // wait_all resets the handles it waited for
+    wait_all(steps);
   }
 
  private:
